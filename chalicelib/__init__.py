@@ -1,0 +1,1 @@
+"""Stratus: a serverless OCI registry (Chalice on API Gateway + Lambda, DynamoDB, S3)."""

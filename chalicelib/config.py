@@ -1,0 +1,58 @@
+"""Stage settings, read once from the environment that `.chalice/config.json` sets per stage."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    bucket: str
+    repositories_table: str
+    tags_table: str
+    manifests_table: str
+    blobs_table: str
+    uploads_table: str
+    # Largest request body a handler accepts; 0 means no limit (local default).
+    # AWS stages set what API Gateway + Lambda can carry (about 4.5 MB of binary body).
+    max_request_bytes: int
+    # Manifests up to this size live inline in DynamoDB items; larger ones in S3.
+    inline_manifest_bytes: int
+    max_manifest_bytes: int
+    presign_seconds: int
+    upload_ttl_seconds: int
+
+
+def load() -> Settings:
+    prefix = os.environ.get("STRATUS_TABLE_PREFIX", "stratus-")
+    return Settings(
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        bucket=os.environ.get("STRATUS_BUCKET", "stratus-blobs"),
+        repositories_table=os.environ.get("STRATUS_REPOSITORIES_TABLE", prefix + "repositories"),
+        tags_table=os.environ.get("STRATUS_TAGS_TABLE", prefix + "tags"),
+        manifests_table=os.environ.get("STRATUS_MANIFESTS_TABLE", prefix + "manifests"),
+        blobs_table=os.environ.get("STRATUS_BLOBS_TABLE", prefix + "blobs"),
+        uploads_table=os.environ.get("STRATUS_UPLOADS_TABLE", prefix + "uploads"),
+        max_request_bytes=_int("STRATUS_MAX_REQUEST_BYTES", 0),
+        inline_manifest_bytes=_int("STRATUS_INLINE_MANIFEST_BYTES", 64 * 1024),
+        max_manifest_bytes=_int("STRATUS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024),
+        presign_seconds=_int("STRATUS_PRESIGN_SECONDS", 120),
+        upload_ttl_seconds=_int("STRATUS_UPLOAD_TTL_SECONDS", 24 * 3600),
+    )
+
+
+settings = load()

@@ -1,0 +1,48 @@
+"""Blobs: end-2 (GET/HEAD) and end-10 (DELETE).
+
+GET answers 307 to a presigned S3 URL, so blob bytes never pass through Lambda. HEAD is
+answered from our own metadata: a URL presigned for GET would fail a HEAD.
+"""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.endpoints.http import RegistryRequest, empty
+from chalicelib.errors import BlobUnknown
+from chalicelib.registry.digests import parse_digest
+from chalicelib.storage import blobs
+
+
+def _linked(name: str, digest: str) -> blobs.Blob:
+    blob = blobs.get_link(name, str(parse_digest(digest)))
+    if blob is None:
+        raise BlobUnknown({"digest": digest})
+    return blob
+
+
+def head(request: RegistryRequest, name: str, digest: str) -> Response:
+    blob = _linked(name, digest)
+    return empty(
+        200,
+        {
+            "Content-Length": str(blob.size),
+            "Docker-Content-Digest": blob.digest,
+            "Accept-Ranges": "bytes",
+        },
+    )
+
+
+def get(request: RegistryRequest, name: str, digest: str) -> Response:
+    blob = _linked(name, digest)
+    return empty(
+        307,
+        {"Location": blobs.presigned_get_url(blob.digest), "Docker-Content-Digest": blob.digest},
+    )
+
+
+def delete(request: RegistryRequest, name: str, digest: str) -> Response:
+    parsed = str(parse_digest(digest))
+    if not blobs.unlink(name, parsed):
+        raise BlobUnknown({"digest": digest})
+    return empty(202, {"Docker-Content-Digest": parsed})

@@ -1,0 +1,94 @@
+"""The request a handler sees, built from the API Gateway proxy event, and response helpers.
+
+Repeated header lines (skopeo and podman send `Accept` six times) arrive in Lambda only in
+`multiValueHeaders`; this is where they are merged, so handlers never miss one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from chalice import Chalice, Response
+
+API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+
+@dataclass(frozen=True)
+class RegistryRequest:
+    method: str
+    path: str  # everything after /v2/
+    headers: dict[str, list[str]]  # lower-cased names, every line kept
+    query: dict[str, list[str]]
+    body: bytes
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any], body: bytes) -> RegistryRequest:
+        headers: dict[str, list[str]] = {}
+        for name, values in (event.get("multiValueHeaders") or {}).items():
+            headers.setdefault(name.lower(), []).extend(values or [])
+        for name, value in (event.get("headers") or {}).items():
+            headers.setdefault(name.lower(), [value])
+        query: dict[str, list[str]] = {}
+        for name, values in (event.get("multiValueQueryStringParameters") or {}).items():
+            query[name] = list(values or [])
+        for name, value in (event.get("queryStringParameters") or {}).items():
+            query.setdefault(name, [value])
+        proxy = (event.get("pathParameters") or {}).get("proxy") or ""
+        return cls(
+            method=event["requestContext"]["httpMethod"].upper(),
+            path=proxy,
+            headers=headers,
+            query=query,
+            body=body,
+        )
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+    def header_list(self, name: str) -> list[str]:
+        """All comma-separated members over all lines of a list-valued header."""
+        members = []
+        for line in self.headers.get(name.lower(), []):
+            members.extend(part.strip() for part in line.split(",") if part.strip())
+        return members
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+def empty(status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(body="", status_code=status, headers={"Content-Length": "0", **(headers or {})})
+
+
+def json_response(
+    document: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        body=json.dumps(document, separators=(",", ":")),
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+class StratusApp(Chalice):
+    """Chalice with a per-thread `current_request`.
+
+    Lambda serves one request per container at a time, so this changes nothing there; the
+    local server runs the same app on many threads, where a shared attribute would let one
+    request read another's event.
+    """
+
+    _local = threading.local()
+
+    @property  # type: ignore[override]
+    def current_request(self) -> Any:
+        return getattr(self._local, "request", None)
+
+    @current_request.setter
+    def current_request(self, value: Any) -> None:
+        self._local.request = value

@@ -1,0 +1,97 @@
+"""Manifests: end-3 (GET/HEAD), end-7 (PUT), end-9 (DELETE), by tag or by digest."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib import config
+from chalicelib.endpoints.http import RegistryRequest, empty
+from chalicelib.errors import DigestInvalid, ManifestBlobUnknown, PayloadTooLarge
+from chalicelib.registry import manifests as rules
+from chalicelib.registry.digests import is_supported, looks_like_digest, parse_digest
+from chalicelib.registry.names import validate_tag
+from chalicelib.storage import blobs
+from chalicelib.storage import manifests as store
+
+
+def _lookup(name: str, reference: str, *, with_body: bool) -> store.StoredManifest:
+    if looks_like_digest(reference):
+        digest = str(parse_digest(reference))
+        return store.get_by_digest(name, digest, with_body=with_body)
+    return store.get_by_tag(name, validate_tag(reference), with_body=with_body)
+
+
+def _headers(manifest: store.StoredManifest) -> dict[str, str]:
+    return {
+        "Content-Type": manifest.media_type,
+        "Docker-Content-Digest": manifest.digest,
+        "ETag": f'"{manifest.digest}"',
+    }
+
+
+def get(request: RegistryRequest, name: str, reference: str) -> Response:
+    manifest = _lookup(name, reference, with_body=True)
+    # Manifests are UTF-8 JSON (checked on push) and go out as text: Chalice would refuse a
+    # binary Content-Type the client's Accept does not name. The bytes round-trip exactly.
+    assert manifest.body is not None
+    return Response(body=manifest.body.decode("utf-8"), status_code=200, headers=_headers(manifest))
+
+
+def head(request: RegistryRequest, name: str, reference: str) -> Response:
+    manifest = _lookup(name, reference, with_body=False)
+    return empty(200, {**_headers(manifest), "Content-Length": str(manifest.size)})
+
+
+def _check_references(name: str, parsed: rules.ParsedManifest) -> None:
+    """Every blob and child manifest must already be in this repository (spec: code-5)."""
+    wanted_blobs = {d.digest for d in parsed.blobs} - set(parsed.embedded)
+    missing = (
+        sorted(wanted_blobs - blobs.existing_links(name, wanted_blobs)) if wanted_blobs else []
+    )
+    wanted_children = {d.digest for d in parsed.children}
+    if wanted_children:
+        missing += sorted(wanted_children - store.existing(name, wanted_children))
+    if missing:
+        raise ManifestBlobUnknown({"missing": missing})
+
+
+def put(request: RegistryRequest, name: str, reference: str) -> Response:
+    body = request.body
+    limit = config.settings.max_manifest_bytes
+    if len(body) > limit:
+        raise PayloadTooLarge(
+            {"limit": limit, "size": len(body)}, message=f"manifest exceeds {limit} bytes"
+        )
+    tag = None
+    algorithm = "sha256"
+    if looks_like_digest(reference):
+        expected = parse_digest(reference)
+        if not is_supported(expected):
+            raise DigestInvalid({"digest": reference}, message="unsupported digest algorithm")
+        algorithm = expected.algorithm
+    else:
+        tag = validate_tag(reference)
+    parsed = rules.parse(body, request.header("content-type") or "", algorithm)
+    if tag is None and parsed.digest != reference:
+        raise DigestInvalid({"expected": reference, "actual": parsed.digest})
+    _check_references(name, parsed)
+    for digest, data in parsed.embedded.items():
+        if blobs.get_link(name, digest) is None:
+            blobs.put_object(digest, data)
+            blobs.link(name, digest, len(data))
+    store.put(name, parsed, tag)
+    return empty(
+        201,
+        {
+            "Location": f"/v2/{name}/manifests/{parsed.digest}",
+            "Docker-Content-Digest": parsed.digest,
+        },
+    )
+
+
+def delete(request: RegistryRequest, name: str, reference: str) -> Response:
+    if looks_like_digest(reference):
+        store.delete_manifest(name, str(parse_digest(reference)))
+    else:
+        store.delete_tag(name, validate_tag(reference))
+    return empty(202)

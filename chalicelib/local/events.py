@@ -1,0 +1,101 @@
+"""Turn an HTTP request into the API Gateway REST proxy event Lambda receives, and back.
+
+The local server and the in-process test client both go through here, so local mode runs
+exactly the code path Lambda runs, including `multiValueHeaders` and base64 bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "stratus-local"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:stratus-local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+def build_event(
+    method: str, target: str, headers: list[tuple[str, str]], body: bytes
+) -> dict[str, Any] | None:
+    """The proxy event for `method target`, or None where API Gateway has no route."""
+    parts = urlsplit(target)
+    path = unquote(parts.path)
+    if path in ("/v2", "/v2/"):
+        resource, path_parameters = "/v2", None
+    elif path.startswith("/v2/"):
+        resource, path_parameters = "/v2/{proxy+}", {"proxy": path[len("/v2/") :]}
+    else:
+        return None
+    multi_query = parse_qs(parts.query, keep_blank_values=True) or None
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {name: values[-1] for name, values in multi_headers.items()},
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": (
+            {k: v[-1] for k, v in multi_query.items()} if multi_query else None
+        ),
+        "multiValueQueryStringParameters": multi_query,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": path,
+            "stage": "local",
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": base64.b64encode(body).decode("ascii") if body else None,
+        "isBase64Encoded": bool(body),
+    }
+
+
+def missing_route() -> HttpResponse:
+    """What API Gateway answers for a path it has no resource for."""
+    body = b'{"message":"Missing Authentication Token"}'
+    return HttpResponse(403, [("Content-Type", "application/json")], body)
+
+
+def invoke(
+    app: Any, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+) -> HttpResponse:
+    event = build_event(method, target, headers, body)
+    if event is None:
+        return missing_route()
+    result = app(event, LambdaContext())
+    out: list[tuple[str, str]] = []
+    for name, value in (result.get("headers") or {}).items():
+        out.append((name, str(value)))
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        out.extend((name, str(v)) for v in values)
+    raw = result.get("body") or ""
+    data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
+    return HttpResponse(int(result["statusCode"]), out, data)

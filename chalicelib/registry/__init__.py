@@ -1,0 +1,1 @@
+"""The registry's rules: names, digests, manifests, content negotiation. No I/O here."""

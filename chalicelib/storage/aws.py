@@ -1,0 +1,32 @@
+"""boto3 clients, created once per Lambda container on first use (keeps cold starts light)."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from chalicelib import config
+
+
+@cache
+def s3() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    region = config.settings.region
+    custom = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    # Presigned URLs must be SigV4 against the regional endpoint: the global endpoint
+    # redirects outside us-east-1, and a redirect would break the signature.
+    endpoint = custom or f"https://s3.{region}.amazonaws.com"
+    addressing = "path" if custom else "virtual"
+    return boto3.client(
+        "s3",
+        region_name=region,
+        endpoint_url=endpoint,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": addressing},
+            retries={"mode": "standard", "max_attempts": 4},
+        ),
+    )

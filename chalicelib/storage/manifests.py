@@ -1,0 +1,247 @@
+"""Manifests and tags in DynamoDB; manifests too large for an item live in S3.
+
+Invariants, each kept by one DynamoDB transaction:
+- a tag only points at a stored manifest (the tag is written with the manifest, or with a
+  condition that the manifest exists);
+- a manifest's `tags` set names exactly the tags pointing at it, so deleting a manifest
+  deletes its tags under strongly consistent conditions.
+A tag item carries a copy of its manifest's bytes (when small) so that a pull by tag is one
+GetItem. Concurrent writers race on conditions, never on blind overwrites; the loser retries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import config
+from chalicelib.errors import ManifestUnknown, TooManyRequests
+from chalicelib.registry.manifests import ParsedManifest
+from chalicelib.registry.names import tag_sort_key
+from chalicelib.storage import aws
+from chalicelib.storage.models import ManifestModel, RepositoryModel, TagModel, utcnow
+
+_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    digest: str
+    media_type: str
+    size: int
+    body: bytes | None  # None on HEAD, where the bytes are not needed
+
+
+def _object_key(digest: str) -> str:
+    algorithm, encoded = digest.split(":", 1)
+    return f"manifests/{algorithm}/{encoded}"
+
+
+def _inline(size: int) -> bool:
+    return size <= config.settings.inline_manifest_bytes
+
+
+def _fetch_body(digest: str) -> bytes:
+    obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=_object_key(digest))
+    return obj["Body"].read()
+
+
+def _transaction() -> TransactWrite:
+    return TransactWrite(connection=Connection(region=config.settings.region))
+
+
+def _conflict(exc: TransactWriteError) -> bool:
+    reasons = exc.cancellation_reasons or []
+    return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons) or (
+        exc.cause_response_code == "TransactionConflictException"
+    )
+
+
+def get_by_tag(repository: str, tag: str, *, with_body: bool = True) -> StoredManifest:
+    try:
+        item = TagModel.get(repository, tag_sort_key(tag))
+    except DoesNotExist:
+        raise ManifestUnknown({"tag": tag}) from None
+    body = item.body
+    if with_body and body is None:
+        body = _fetch_body(item.digest)
+    return StoredManifest(item.digest, item.media_type, int(item.size), body if with_body else None)
+
+
+def get_by_digest(repository: str, digest: str, *, with_body: bool = True) -> StoredManifest:
+    try:
+        item = ManifestModel.get(repository, digest)
+    except DoesNotExist:
+        raise ManifestUnknown({"digest": digest}) from None
+    body = item.body
+    if with_body and body is None:
+        body = _fetch_body(item.digest)
+    return StoredManifest(item.digest, item.media_type, int(item.size), body if with_body else None)
+
+
+def existing(repository: str, digests: set[str]) -> set[str]:
+    keys = [(repository, d) for d in digests]
+    return {m.digest for m in ManifestModel.batch_get(keys, attributes_to_get=["digest"])}
+
+
+def _manifest_actions(parsed: ParsedManifest) -> list:
+    inline = _inline(parsed.size)
+    actions = [
+        ManifestModel.media_type.set(parsed.media_type),
+        ManifestModel.size.set(parsed.size),
+        ManifestModel.pushed_at.set(utcnow()),
+        ManifestModel.body.set(parsed.body) if inline else ManifestModel.body.remove(),
+    ]
+    if parsed.blobs:
+        actions.append(ManifestModel.blobs.set({d.digest for d in parsed.blobs}))
+    if parsed.children:
+        actions.append(ManifestModel.children.set({d.digest for d in parsed.children}))
+    if parsed.subject:
+        actions.append(ManifestModel.subject.set(parsed.subject.digest))
+    if parsed.artifact_type:
+        actions.append(ManifestModel.artifact_type.set(parsed.artifact_type))
+    if parsed.annotations:
+        actions.append(ManifestModel.annotations.set(parsed.annotations))
+    return actions
+
+
+def _ensure_repository(t: TransactWrite, repository: str) -> None:
+    t.update(
+        RepositoryModel(repository),
+        actions=[
+            RepositoryModel.listing.set(RepositoryModel.listing | "catalog"),
+            RepositoryModel.created_at.set(RepositoryModel.created_at | utcnow()),
+        ],
+    )
+
+
+def put(repository: str, parsed: ParsedManifest, tag: str | None) -> None:
+    """Store a manifest and, with a tag, point the tag at it, in one transaction."""
+    if not _inline(parsed.size):
+        aws.s3().put_object(
+            Bucket=config.settings.bucket, Key=_object_key(parsed.digest), Body=parsed.body
+        )
+    for _ in range(_ATTEMPTS):
+        previous = None
+        if tag is not None:
+            try:
+                previous = TagModel.get(repository, tag_sort_key(tag), attributes_to_get=["digest"])
+            except DoesNotExist:
+                previous = None
+        try:
+            with _transaction() as t:
+                actions = _manifest_actions(parsed)
+                if tag is not None:
+                    actions.append(ManifestModel.tags.add({tag}))
+                t.update(ManifestModel(repository, parsed.digest), actions=actions)
+                _ensure_repository(t, repository)
+                if tag is not None:
+                    _write_tag(t, repository, tag, parsed, previous)
+            return
+        except TransactWriteError as exc:
+            if not _conflict(exc):
+                raise
+    raise TooManyRequests({"reason": "concurrent updates to this tag; retry"})
+
+
+def _write_tag(
+    t: TransactWrite,
+    repository: str,
+    tag: str,
+    parsed: ParsedManifest,
+    previous: TagModel | None,
+) -> None:
+    item = TagModel(
+        repository,
+        tag_sort_key(tag),
+        name=tag,
+        digest=parsed.digest,
+        media_type=parsed.media_type,
+        size=parsed.size,
+        body=parsed.body if _inline(parsed.size) else None,
+        pushed_at=utcnow(),
+    )
+    if previous is None:
+        t.save(item, condition=TagModel.sort_key.does_not_exist())
+        return
+    t.save(item, condition=TagModel.digest == previous.digest)
+    if previous.digest != parsed.digest:
+        t.update(
+            ManifestModel(repository, previous.digest),
+            actions=[ManifestModel.tags.delete({tag})],
+            condition=ManifestModel.digest.exists(),
+        )
+
+
+def delete_tag(repository: str, tag: str) -> None:
+    for _ in range(_ATTEMPTS):
+        try:
+            current = TagModel.get(repository, tag_sort_key(tag), attributes_to_get=["digest"])
+        except DoesNotExist:
+            raise ManifestUnknown({"tag": tag}) from None
+        try:
+            with _transaction() as t:
+                t.delete(
+                    TagModel(repository, tag_sort_key(tag)),
+                    condition=TagModel.digest == current.digest,
+                )
+                t.update(
+                    ManifestModel(repository, current.digest),
+                    actions=[ManifestModel.tags.delete({tag})],
+                    condition=ManifestModel.digest.exists(),
+                )
+            return
+        except TransactWriteError as exc:
+            if not _conflict(exc):
+                raise
+    raise TooManyRequests({"reason": "concurrent updates to this tag; retry"})
+
+
+def delete_manifest(repository: str, digest: str) -> None:
+    """Delete a manifest and every tag pointing at it, atomically."""
+    for _ in range(_ATTEMPTS):
+        try:
+            current = ManifestModel.get(repository, digest, attributes_to_get=["digest", "tags"])
+        except DoesNotExist:
+            raise ManifestUnknown({"digest": digest}) from None
+        tags = set(current.tags or ())
+        try:
+            with _transaction() as t:
+                # The tags set must be what we read: a tag added meanwhile aborts and retries.
+                condition = (
+                    ManifestModel.tags == tags if tags else ManifestModel.tags.does_not_exist()
+                )
+                t.delete(ManifestModel(repository, digest), condition=condition)
+                for tag in sorted(tags):
+                    t.delete(
+                        TagModel(repository, tag_sort_key(tag)),
+                        condition=TagModel.digest == digest,
+                    )
+            return
+        except TransactWriteError as exc:
+            if not _conflict(exc):
+                raise
+    raise TooManyRequests({"reason": "concurrent updates to this manifest; retry"})
+
+
+def list_tags(repository: str, after: str | None, limit: int) -> tuple[list[str], bool]:
+    """Up to `limit` tags after `after`, in the spec's order; True when more remain."""
+    start = None
+    if after:
+        start = {"repository": {"S": repository}, "sort_key": {"S": tag_sort_key(after)}}
+    query = TagModel.query(
+        repository,
+        limit=limit + 1,
+        page_size=limit + 1,
+        last_evaluated_key=start,
+        attributes_to_get=["name"],
+    )
+    names = []
+    for item in query:
+        names.append(item.name)
+        if len(names) > limit:
+            break
+    return names[:limit], len(names) > limit

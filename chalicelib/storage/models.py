@@ -1,0 +1,163 @@
+"""DynamoDB tables as pynamodb models; keys chosen so every hot read is one GetItem or Query.
+
+- repositories (name): existence; the `catalog` GSI makes `_catalog` a Query.
+- tags (repository, sort_key): manifest GET by tag (small bodies copied inline), tags list.
+- manifests (repository, digest): manifest GET by digest, reference checks.
+- blobs (repository, digest): a repository's right to a blob; `by_digest` GSI for mounts.
+- uploads (upload_id): upload sessions (hash state, S3 multipart parts).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib import config
+
+CATALOG_PARTITION = "catalog"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _meta(table: str) -> type:
+    class Meta:
+        table_name = table
+        region = config.settings.region
+        max_retry_attempts = 3
+
+    return Meta
+
+
+class CatalogIndex(GlobalSecondaryIndex):
+    """All repository names in one partition, sorted: `_catalog` is a Query, never a Scan."""
+
+    class Meta:
+        index_name = "catalog"
+        projection = KeysOnlyProjection()
+
+    listing = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute(range_key=True)
+
+
+class RepositoryModel(Model):
+    Meta = _meta(config.settings.repositories_table)
+
+    name = UnicodeAttribute(hash_key=True)
+    listing = UnicodeAttribute(default=CATALOG_PARTITION)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    catalog = CatalogIndex()
+
+
+class TagModel(Model):
+    """A tag, carrying a copy of its manifest (when small) so a pull by tag is one read."""
+
+    Meta = _meta(config.settings.tags_table)
+
+    repository = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+    name = UnicodeAttribute()
+    digest = UnicodeAttribute()
+    media_type = UnicodeAttribute()
+    size = NumberAttribute()
+    body = BinaryAttribute(null=True, legacy_encoding=False)
+    pushed_at = UTCDateTimeAttribute(default=utcnow)
+    expires_at = TTLAttribute(null=True)
+
+
+class ManifestModel(Model):
+    Meta = _meta(config.settings.manifests_table)
+
+    repository = UnicodeAttribute(hash_key=True)
+    digest = UnicodeAttribute(range_key=True)
+    media_type = UnicodeAttribute()
+    size = NumberAttribute()
+    # None when the manifest is too large for an item and lives in S3 instead.
+    body = BinaryAttribute(null=True, legacy_encoding=False)
+    # Tags pointing here, kept in the same transactions that move tags, so deleting a
+    # manifest can delete its tags with strongly consistent conditions (no GSI lag).
+    tags = UnicodeSetAttribute(null=True)
+    blobs = UnicodeSetAttribute(null=True)
+    children = UnicodeSetAttribute(null=True)
+    subject = UnicodeAttribute(null=True)
+    artifact_type = UnicodeAttribute(null=True)
+    annotations = MapAttribute(null=True)
+    pushed_at = UTCDateTimeAttribute(default=utcnow)
+
+
+class BlobsByDigest(GlobalSecondaryIndex):
+    """Which repositories hold a blob: for mounts without `from` and for garbage collection."""
+
+    class Meta:
+        index_name = "by_digest"
+        projection = KeysOnlyProjection()
+
+    digest = UnicodeAttribute(hash_key=True)
+    repository = UnicodeAttribute(range_key=True)
+
+
+class BlobLinkModel(Model):
+    """A repository's right to read a blob; the bytes are one shared S3 object per digest."""
+
+    Meta = _meta(config.settings.blobs_table)
+
+    repository = UnicodeAttribute(hash_key=True)
+    digest = UnicodeAttribute(range_key=True)
+    size = NumberAttribute()
+    linked_at = UTCDateTimeAttribute(default=utcnow)
+    by_digest = BlobsByDigest()
+
+
+class PartAttribute(MapAttribute):
+    number = NumberAttribute()
+    etag = UnicodeAttribute()
+    size = NumberAttribute()
+
+
+class UploadModel(Model):
+    """An upload session: where its bytes are in S3 and the SHA-256 state over them."""
+
+    Meta = _meta(config.settings.uploads_table)
+
+    upload_id = UnicodeAttribute(hash_key=True)
+    repository = UnicodeAttribute()
+    offset = NumberAttribute(default=0)
+    hash_state = BinaryAttribute(legacy_encoding=False)
+    multipart_id = UnicodeAttribute(null=True)
+    parts = ListAttribute(of=PartAttribute, default=list)
+    # Bytes not yet in a multipart part (S3 parts must be >= 5 MiB except the last).
+    buffer_key = UnicodeAttribute(null=True)
+    buffer_size = NumberAttribute(default=0)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    expires_at = TTLAttribute(null=True)
+    version = VersionAttribute()
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    RepositoryModel,
+    TagModel,
+    ManifestModel,
+    BlobLinkModel,
+    UploadModel,
+)
+
+
+def create_tables() -> None:
+    """Create every table if missing (local stand-ins; AWS stages use infra/)."""
+    for model in ALL_MODELS:
+        if not model.exists():
+            model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
