@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from chalicelib import config
+from tests.client import Client
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """A fresh moto account with the bucket and tables, for one test."""
+    with mock_aws():
+        from chalicelib.local.stack import provision
+
+        provision()
+        yield
+
+
+@pytest.fixture
+def client(aws: None) -> Client:
+    from app import app
+
+    return Client(app)
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch):
+    """Change stage settings for one test: `settings(max_request_bytes=1000)`."""
+
+    def change(**values: object) -> None:
+        monkeypatch.setattr(config, "settings", dataclasses.replace(config.settings, **values))
+
+    return change
