@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 
 import pytest
@@ -82,7 +83,7 @@ def test_resumable_hash_matches_hashlib_at_any_chunk_boundaries(
     """The state is carried as bytes between chunks, as between Lambda invocations."""
     boundaries = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
     state = ResumableHash(algorithm).state()
-    for start, end in zip(boundaries, boundaries[1:], strict=False):
+    for start, end in itertools.pairwise(boundaries):
         hasher = ResumableHash.from_state(algorithm, state)
         hasher.update(data[start:end])
         state = hasher.state()
