@@ -11,6 +11,7 @@ GetItem. Concurrent writers race on conditions, never on blind overwrites; the l
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from pynamodb.connection import Connection
@@ -103,7 +104,8 @@ def _manifest_actions(parsed: ParsedManifest) -> list:
         actions.append(ManifestModel.subject.set(parsed.subject.digest))
     if parsed.artifact_type:
         actions.append(ManifestModel.artifact_type.set(parsed.artifact_type))
-    if parsed.annotations:
+    # Copied for the referrers API; oversized ones stay only in the body (read on demand).
+    if parsed.annotations and _inline(len(json.dumps(parsed.annotations))):
         actions.append(ManifestModel.annotations.set(parsed.annotations))
     return actions
 
