@@ -19,23 +19,36 @@ from chalicelib.local import events
 logger = logging.getLogger("stratus.local")
 
 
-class _ChunkedBodyTooLarge(Exception):
+class _TooLarge(Exception):
     pass
 
 
 def _read_chunked(stream: Any, limit: int) -> bytes:
+    """Decode a chunked body; past `limit` keep reading but drop the bytes."""
     body = bytearray()
+    over = False
     while True:
-        size_line = stream.readline(1024).split(b";", 1)[0].strip()
-        size = int(size_line, 16)
+        size = int(stream.readline(1024).split(b";", 1)[0].strip(), 16)
         if size == 0:
             while stream.readline(1024) not in (b"\r\n", b"\n", b""):
                 pass  # trailers
+            if over:
+                raise _TooLarge
             return bytes(body)
-        if limit and len(body) + size > limit:
-            raise _ChunkedBodyTooLarge
-        body += stream.read(size)
+        over = over or bool(limit and len(body) + size > limit)
+        if over:
+            _discard(stream, size)
+        else:
+            body += stream.read(size)
         stream.readline(1024)  # CRLF after each chunk
+
+
+def _discard(stream: Any, length: int) -> None:
+    while length > 0:
+        read = stream.read(min(length, 1 << 16))
+        if not read:
+            return
+        length -= len(read)
 
 
 class RegistryHandler(BaseHTTPRequestHandler):
@@ -48,8 +61,9 @@ class RegistryHandler(BaseHTTPRequestHandler):
         limit = config.settings.max_request_bytes
         try:
             body = self._read_body(limit)
-        except (_ChunkedBodyTooLarge, _DeclaredTooLarge):
-            self.close_connection = True
+        except _TooLarge:
+            # Like API Gateway, read the whole request, then refuse it; answering early
+            # would show clients a broken pipe instead of the 413.
             self._write(self._too_large(limit))
             return
         except ValueError:
@@ -68,7 +82,8 @@ class RegistryHandler(BaseHTTPRequestHandler):
         if length < 0:
             raise ValueError("negative Content-Length")
         if limit and length > limit:
-            raise _DeclaredTooLarge
+            _discard(self.rfile, length)
+            raise _TooLarge
         return self.rfile.read(length) if length else b""
 
     def _too_large(self, limit: int) -> events.HttpResponse:
@@ -105,10 +120,6 @@ class RegistryHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if not self.quiet:
             sys.stderr.write("stratus %s\n" % (format % args))
-
-
-class _DeclaredTooLarge(Exception):
-    pass
 
 
 def make_server(app: Any, host: str, port: int, *, quiet: bool = False) -> ThreadingHTTPServer:

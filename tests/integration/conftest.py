@@ -1,0 +1,97 @@
+"""Integration tests drive `python -m chalicelib.local` (the `make run` server, with its
+embedded moto) over real HTTP, with real clients: skopeo, the oras SDK, requests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from chalicelib.local.stack import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Registry:
+    host: str  # host:port, as clients name it
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+
+def _start(tmp: Path, name: str, extra_env: dict[str, str]) -> Registry:
+    port = free_port()
+    log = tmp / f"{name}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env.update({"PORT": str(port), "PYTHONUNBUFFERED": "1", **extra_env})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chalicelib.local", "--quiet"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    registry = Registry(f"127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"registry exited early:\n{log.read_text()}")
+        try:
+            if requests.get(f"{registry.url}/v2/", timeout=1).status_code == 200:
+                return registry
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"registry did not start:\n{log.read_text()}")
+
+
+def _stop(registry: Registry) -> None:
+    registry.process.terminate()
+    try:
+        registry.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        registry.process.kill()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The local registry as `make run` starts it: no body limit."""
+    started = _start(tmp_path_factory.mktemp("registry"), "open", {})
+    yield started
+    _stop(started)
+
+
+LIMIT = 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def limited_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The local registry with a body limit on, as an AWS stage has (scaled down)."""
+    started = _start(
+        tmp_path_factory.mktemp("limited"), "limited", {"STRATUS_MAX_REQUEST_BYTES": str(LIMIT)}
+    )
+    yield started
+    _stop(started)
+
+
+def require_tool(name: str) -> str:
+    """CI must have the tool (it fails there without it); elsewhere the test is skipped."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed")
+    return path
