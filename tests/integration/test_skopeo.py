@@ -54,19 +54,25 @@ def test_skopeo_copies_a_multi_layer_image_in_and_out(registry: Registry, tmp_pa
     pulled = pull(registry, "skopeo/multi:v1", tmp_path / "dst")
     assert layout_blobs(pulled) == {sha256(b) for b in (image.manifest, image.config,
                                                          *image.layers)}  # fmt: skip
-    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/skopeo/multi:v1")
+    raw = skopeo(
+        "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/skopeo/multi:v1"
+    )
     assert raw.encode() == image.manifest
 
 
 def test_skopeo_copies_a_multi_arch_index_with_all(registry: Registry, tmp_path: Path) -> None:
-    images = [make_image([random_layer(5000, arch)], architecture=arch) for arch in ("amd64", "arm64")]
+    images = [
+        make_image([random_layer(5000, arch)], architecture=arch) for arch in ("amd64", "arm64")
+    ]
     index = make_index(images, [("linux", "amd64"), ("linux", "arm64")])
     push(index_layout(tmp_path / "src", images, index), registry, "skopeo/multiarch:v1", "--all")
     raw = skopeo("inspect", "--raw", "--tls-verify=false",
                  f"docker://{registry.host}/skopeo/multiarch:v1")  # fmt: skip
     assert raw.encode() == index
     for image in images:
-        answer = requests.get(f"{registry.url}/v2/skopeo/multiarch/manifests/{image.digest}", timeout=10)
+        answer = requests.get(
+            f"{registry.url}/v2/skopeo/multiarch/manifests/{image.digest}", timeout=10
+        )
         assert answer.content == image.manifest
     pulled = pull(registry, "skopeo/multiarch:v1", tmp_path / "dst", "--all")
     assert {i.digest for i in images} <= layout_blobs(pulled)

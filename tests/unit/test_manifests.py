@@ -114,8 +114,9 @@ def test_oci_index_and_docker_manifest_list_are_stored_with_their_type(client: C
         for arch in ("amd64", "arm64"):
             body = raw(image(client, "org/multi", arch + index_type, media_type=child_type))
             assert client.push_manifest("org/multi", sha256(body), body, child_type).status == 201
-            children.append(descriptor(child_type, body, platform={"os": "linux",
-                                                                   "architecture": arch}))
+            children.append(
+                descriptor(child_type, body, platform={"os": "linux", "architecture": arch})
+            )
         index = raw({"schemaVersion": 2, "mediaType": index_type, "manifests": children})
         assert client.push_manifest("org/multi", "v1", index, index_type).status == 201
         pulled = client.get("/v2/org/multi/manifests/v1")
