@@ -40,18 +40,36 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("end-4a end-4b end-11", re.compile(r"(?P<name>.+)/blobs/uploads/?"),
-          {"POST": uploads.start}),
-    Route("end-5 end-6 end-13", re.compile(r"(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)"),
-          {"GET": uploads.status, "PATCH": uploads.patch, "PUT": uploads.finish,
-           "DELETE": uploads.cancel}),
-    Route("end-2 end-10", re.compile(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)"),
-          {"GET": blobs.get, "HEAD": blobs.head, "DELETE": blobs.delete}),
-    Route("end-3 end-7 end-9", re.compile(r"(?P<name>.+)/manifests/(?P<reference>[^/]+)"),
-          {"GET": manifests.get, "HEAD": manifests.head, "PUT": manifests.put,
-           "DELETE": manifests.delete}),
+    Route(
+        "end-4a end-4b end-11", re.compile(r"(?P<name>.+)/blobs/uploads/?"), {"POST": uploads.start}
+    ),
+    Route(
+        "end-5 end-6 end-13",
+        re.compile(r"(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)"),
+        {
+            "GET": uploads.status,
+            "PATCH": uploads.patch,
+            "PUT": uploads.finish,
+            "DELETE": uploads.cancel,
+        },
+    ),
+    Route(
+        "end-2 end-10",
+        re.compile(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)"),
+        {"GET": blobs.get, "HEAD": blobs.head, "DELETE": blobs.delete},
+    ),
+    Route(
+        "end-3 end-7 end-9",
+        re.compile(r"(?P<name>.+)/manifests/(?P<reference>[^/]+)"),
+        {
+            "GET": manifests.get,
+            "HEAD": manifests.head,
+            "PUT": manifests.put,
+            "DELETE": manifests.delete,
+        },
+    ),
     Route("end-8a end-8b", re.compile(r"(?P<name>.+)/tags/list"), {"GET": tags.list_tags}),
-)  # fmt: skip
+)
 
 CATALOG = re.compile(r"_catalog/?")
 

@@ -20,8 +20,10 @@ OCTET = {"Content-Type": "application/octet-stream"}
 def push_blob(registry: Registry, repo: str, data: bytes) -> str:
     answer = requests.post(
         f"{registry.url}/v2/{repo}/blobs/uploads/?digest={sha256(data)}",
-        data=data, headers=OCTET, timeout=30,
-    )  # fmt: skip
+        data=data,
+        headers=OCTET,
+        timeout=30,
+    )
     assert answer.status_code == 201, answer.text
     return sha256(data)
 
@@ -62,8 +64,9 @@ def test_chunked_transfer_encoding_patch_is_read_whole(registry: Registry) -> No
     assert patched.request.headers.get("Transfer-Encoding") == "chunked"
     assert patched.status_code == 202
     assert patched.headers["Range"] == f"0-{len(data) - 1}"
-    done = requests.put(f"{registry.url}{patched.headers['Location']}?digest={sha256(data)}",
-                        timeout=10)  # fmt: skip
+    done = requests.put(
+        f"{registry.url}{patched.headers['Location']}?digest={sha256(data)}", timeout=10
+    )
     assert done.status_code == 201
 
 
@@ -81,14 +84,24 @@ def test_repeated_accept_lines_reach_the_registry(registry: Registry) -> None:
     """Six Accept lines, as skopeo sends them: the manifest comes back, unharmed."""
     config = b"{}"
     push_blob(registry, "http/accept", config)
-    manifest = json.dumps({"schemaVersion": 2,
-                           "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "digest": sha256(config), "size": 2},
-                           "layers": []}).encode()  # fmt: skip
-    put = requests.put(f"{registry.url}/v2/http/accept/manifests/v1", data=manifest,
-                       headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-                       timeout=10)  # fmt: skip
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256(config),
+                "size": 2,
+            },
+            "layers": [],
+        }
+    ).encode()
+    put = requests.put(
+        f"{registry.url}/v2/http/accept/manifests/v1",
+        data=manifest,
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=10,
+    )
     assert put.status_code == 201
     connection = http.client.HTTPConnection(registry.host, timeout=10)
     connection.putrequest("GET", "/v2/http/accept/manifests/v1")
@@ -111,13 +124,19 @@ def test_body_over_the_limit_is_413_with_oci_error(limited_registry: Registry) -
     data = b"y" * (LIMIT + 1)
     answer = requests.post(
         f"{limited_registry.url}/v2/http/big/blobs/uploads/?digest={sha256(data)}",
-        data=data, headers=OCTET, timeout=30,
-    )  # fmt: skip
+        data=data,
+        headers=OCTET,
+        timeout=30,
+    )
     assert answer.status_code == 413
     (error,) = answer.json()["errors"]
     assert (error["code"], error["detail"]["limit"]) == ("SIZE_INVALID", LIMIT)
-    assert requests.head(f"{limited_registry.url}/v2/http/big/blobs/{sha256(data)}",
-                         timeout=10).status_code == 404  # fmt: skip
+    assert (
+        requests.head(
+            f"{limited_registry.url}/v2/http/big/blobs/{sha256(data)}", timeout=10
+        ).status_code
+        == 404
+    )
 
 
 def test_chunked_body_over_the_limit_is_413_too(limited_registry: Registry) -> None:

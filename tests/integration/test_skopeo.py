@@ -34,14 +34,28 @@ def skopeo(*args: str, timeout: int = 120) -> str:
 
 
 def push(layout: Path, registry: Registry, ref: str, *extra: str) -> None:
-    skopeo("copy", "--dest-tls-verify=false", *extra, f"oci:{layout}:latest",
-           f"docker://{registry.host}/{ref}")  # fmt: skip
+    skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        *extra,
+        f"oci:{layout}:latest",
+        f"docker://{registry.host}/{ref}",
+    )
 
 
 def pull(registry: Registry, ref: str, into: Path, *extra: str) -> Path:
-    skopeo("copy", "--src-tls-verify=false", *extra, f"docker://{registry.host}/{ref}",
-           f"oci:{into}:pulled")  # fmt: skip
+    skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        *extra,
+        f"docker://{registry.host}/{ref}",
+        f"oci:{into}:pulled",
+    )
     return into
+
+
+def blob_path(layout: Path, digest: str) -> Path:
+    return layout / "blobs" / "sha256" / digest.split(":", 1)[1]
 
 
 def layout_blobs(layout: Path) -> set[str]:
@@ -52,8 +66,9 @@ def test_skopeo_copies_a_multi_layer_image_in_and_out(registry: Registry, tmp_pa
     image = make_image([random_layer(2_000_000, f"l{i}") for i in range(3)])
     push(image_layout(tmp_path / "src", image), registry, "skopeo/multi:v1")
     pulled = pull(registry, "skopeo/multi:v1", tmp_path / "dst")
-    assert layout_blobs(pulled) == {sha256(b) for b in (image.manifest, image.config,
-                                                         *image.layers)}  # fmt: skip
+    assert layout_blobs(pulled) == {
+        sha256(b) for b in (image.manifest, image.config, *image.layers)
+    }
     raw = skopeo(
         "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/skopeo/multi:v1"
     )
@@ -66,8 +81,9 @@ def test_skopeo_copies_a_multi_arch_index_with_all(registry: Registry, tmp_path:
     ]
     index = make_index(images, [("linux", "amd64"), ("linux", "arm64")])
     push(index_layout(tmp_path / "src", images, index), registry, "skopeo/multiarch:v1", "--all")
-    raw = skopeo("inspect", "--raw", "--tls-verify=false",
-                 f"docker://{registry.host}/skopeo/multiarch:v1")  # fmt: skip
+    raw = skopeo(
+        "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/skopeo/multiarch:v1"
+    )
     assert raw.encode() == index
     for image in images:
         answer = requests.get(
@@ -97,10 +113,10 @@ def test_skopeo_streams_layers_it_compresses_on_the_fly(registry: Registry, tmp_
     image = make_image([tar], layer_type=OCI_LAYER_TAR)
     push(image_layout(tmp_path / "src", image), registry, "skopeo/streamed:v1", "--dest-compress")
     pulled = pull(registry, "skopeo/streamed:v1", tmp_path / "dst")
-    manifest = json.loads((pulled / "blobs" / "sha256" / json.loads(
-        (pulled / "index.json").read_text())["manifests"][0]["digest"].split(":")[1]).read_text())  # fmt: skip
+    top = json.loads((pulled / "index.json").read_text())["manifests"][0]["digest"]
+    manifest = json.loads(blob_path(pulled, top).read_text())
     (layer,) = manifest["layers"]
-    data = (pulled / "blobs" / "sha256" / layer["digest"].split(":")[1]).read_bytes()
+    data = blob_path(pulled, layer["digest"]).read_bytes()
     assert gzip.decompress(data) == tar
 
 
@@ -109,8 +125,9 @@ def test_skopeo_lists_tags(registry: Registry, tmp_path: Path) -> None:
     layout = image_layout(tmp_path / "src", image)
     for tag in ("v2", "v1", "latest"):
         push(layout, registry, f"skopeo/tags:{tag}")
-    listed = json.loads(skopeo("list-tags", "--tls-verify=false",
-                               f"docker://{registry.host}/skopeo/tags"))  # fmt: skip
+    listed = json.loads(
+        skopeo("list-tags", "--tls-verify=false", f"docker://{registry.host}/skopeo/tags")
+    )
     assert listed["Tags"] == ["latest", "v1", "v2"]
 
 
@@ -130,11 +147,18 @@ def test_skopeo_push_over_the_stage_limit_is_refused_with_the_limit(
     image = make_image([random_layer(2 * 1024 * 1024, "too-big")])
     tool = require_tool("skopeo")
     done = subprocess.run(
-        [tool, "--insecure-policy", "copy", "--dest-tls-verify=false",
-         f"oci:{image_layout(tmp_path / 'src', image)}:latest",
-         f"docker://{limited_registry.host}/skopeo/big:v1"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            tool,
+            "--insecure-policy",
+            "copy",
+            "--dest-tls-verify=false",
+            f"oci:{image_layout(tmp_path / 'src', image)}:latest",
+            f"docker://{limited_registry.host}/skopeo/big:v1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     # skopeo shows the user our OCI error, limit included
     assert "size invalid" in done.stderr

@@ -40,9 +40,13 @@ def test_method_the_endpoint_lacks_is_405_unsupported(client: Client) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/v2/UPPER/tags/list", "/v2/a//b/tags/list", "/v2/-a/manifests/latest",
-     "/v2/a_/blobs/uploads/"],
-)  # fmt: skip
+    [
+        "/v2/UPPER/tags/list",
+        "/v2/a//b/tags/list",
+        "/v2/-a/manifests/latest",
+        "/v2/a_/blobs/uploads/",
+    ],
+)
 def test_malformed_repository_name_is_400_name_invalid(client: Client, path: str) -> None:
     method = "POST" if path.endswith("uploads/") else "GET"
     answer = client.request(method, path)
@@ -58,11 +62,21 @@ def test_repository_names_may_contain_endpoint_words(client: Client) -> None:
 
 def test_every_error_class_renders_the_spec_error_shape() -> None:
     codes = {
-        "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID",
-        "MANIFEST_BLOB_UNKNOWN", "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID",
-        "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED",
+        "BLOB_UNKNOWN",
+        "BLOB_UPLOAD_INVALID",
+        "BLOB_UPLOAD_UNKNOWN",
+        "DIGEST_INVALID",
+        "MANIFEST_BLOB_UNKNOWN",
+        "MANIFEST_INVALID",
+        "MANIFEST_UNKNOWN",
+        "NAME_INVALID",
+        "NAME_UNKNOWN",
+        "SIZE_INVALID",
+        "UNAUTHORIZED",
+        "DENIED",
+        "UNSUPPORTED",
         "TOOMANYREQUESTS",
-    }  # fmt: skip
+    }
 
     def subclasses(cls: type) -> list[type]:
         found = []

@@ -15,8 +15,9 @@ OCTET = {"Content-Type": "application/octet-stream"}
 def test_body_over_the_stage_limit_is_413_and_stores_nothing(client: Client, settings) -> None:
     settings(max_request_bytes=1000)
     data = b"x" * 1001
-    answer = client.post(f"/v2/org/app/blobs/uploads/?digest={sha256(data)}", headers=OCTET,
-                         body=data)  # fmt: skip
+    answer = client.post(
+        f"/v2/org/app/blobs/uploads/?digest={sha256(data)}", headers=OCTET, body=data
+    )
     assert answer.status == 413
     (error,) = answer.json()["errors"]
     assert error["code"] == "SIZE_INVALID"
@@ -51,6 +52,7 @@ def test_oversized_chunk_is_refused_and_the_session_is_unchanged(client: Client,
 def test_without_a_limit_large_bodies_are_accepted(client: Client, settings) -> None:
     settings(max_request_bytes=0)
     data = b"z" * (7 * 1024 * 1024)
-    answer = client.post(f"/v2/org/app/blobs/uploads/?digest={sha256(data)}", headers=OCTET,
-                         body=data)  # fmt: skip
+    answer = client.post(
+        f"/v2/org/app/blobs/uploads/?digest={sha256(data)}", headers=OCTET, body=data
+    )
     assert answer.status == 201

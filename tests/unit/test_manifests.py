@@ -101,8 +101,11 @@ def test_manifest_put_referencing_another_repositorys_blob_is_rejected(client: C
 
 def test_index_with_missing_child_manifest_is_rejected(client: Client) -> None:
     child = raw(image(client, "org/app"))
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
-             "manifests": [descriptor(OCI_MANIFEST, child)]}  # fmt: skip
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [descriptor(OCI_MANIFEST, child)],
+    }
     answer = client.push_manifest("org/app", "multi", index)
     assert answer.status == 400
     assert answer.error_codes == ["MANIFEST_BLOB_UNKNOWN"]
@@ -133,8 +136,10 @@ def test_docker_schema2_manifest_round_trips(client: Client) -> None:
 def test_artifact_of_unknown_media_type_is_accepted(client: Client) -> None:
     blob = b"artifact payload"
     client.push_blob("org/art", blob)
-    doc = {"mediaType": "application/vnd.example.thing.v1+json",
-           "blobs": [descriptor("application/octet-stream", blob)]}  # fmt: skip
+    doc = {
+        "mediaType": "application/vnd.example.thing.v1+json",
+        "blobs": [descriptor("application/octet-stream", blob)],
+    }
     answer = client.push_manifest("org/art", "thing", doc)
     assert answer.status == 201
     assert client.get("/v2/org/art/manifests/thing").header("Content-Type") == doc["mediaType"]
@@ -146,12 +151,16 @@ def test_artifact_manifest_with_artifact_type_and_empty_config_is_accepted(clien
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": "application/vnd.example.sbom.v1",
-        "config": descriptor("application/vnd.oci.empty.v1+json", empty,
-                             data=base64.b64encode(empty).decode()),
-        "layers": [descriptor("application/vnd.oci.empty.v1+json", empty,
-                              data=base64.b64encode(empty).decode())],
+        "config": descriptor(
+            "application/vnd.oci.empty.v1+json", empty, data=base64.b64encode(empty).decode()
+        ),
+        "layers": [
+            descriptor(
+                "application/vnd.oci.empty.v1+json", empty, data=base64.b64encode(empty).decode()
+            )
+        ],
         "annotations": {"org.example": "yes"},
-    }  # fmt: skip
+    }
     answer = client.push_manifest("org/art", "sbom", doc)
     assert answer.status == 201, answer.body
     # descriptor `data` is honoured: the embedded blob is pullable like any other
@@ -173,23 +182,45 @@ def test_descriptor_data_that_does_not_match_its_digest_is_rejected(client: Clie
         b"[1, 2]",
         b"\xff\xfe{}",
         json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST}).encode(),
-        json.dumps({"schemaVersion": 1, "mediaType": OCI_MANIFEST, "config": {},
-                    "layers": []}).encode(),
-        json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": OCI_CONFIG, "digest": "sha256:bad", "size": 1},
-                    "layers": []}).encode(),
-        json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": OCI_CONFIG, "digest": sha256(b"c"), "size": -1},
-                    "layers": []}).encode(),
-        json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": OCI_CONFIG, "digest": sha256(b"c"), "size": True},
-                    "layers": []}).encode(),
+        json.dumps(
+            {"schemaVersion": 1, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}
+        ).encode(),
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": "sha256:bad", "size": 1},
+                "layers": [],
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": sha256(b"c"), "size": -1},
+                "layers": [],
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": sha256(b"c"), "size": True},
+                "layers": [],
+            }
+        ).encode(),
         json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": "nope"}).encode(),
-        json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "annotations": {"a": 1},
-                    "config": {"mediaType": OCI_CONFIG, "digest": sha256(b"c"), "size": 1},
-                    "layers": []}).encode(),
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "annotations": {"a": 1},
+                "config": {"mediaType": OCI_CONFIG, "digest": sha256(b"c"), "size": 1},
+                "layers": [],
+            }
+        ).encode(),
     ],
-)  # fmt: skip
+)
 def test_malformed_manifest_is_400_manifest_invalid_and_not_stored(
     client: Client, body: bytes
 ) -> None:
@@ -299,6 +330,11 @@ def test_delete_of_unknown_manifest_or_tag_is_404(client: Client) -> None:
 
 def test_foreign_layers_with_urls_need_not_be_uploaded(client: Client) -> None:
     doc = image(client, "org/win", media_type=DOCKER_MANIFEST)
-    doc["layers"].append(descriptor("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-                                    b"windows base", urls=["https://example.com/layer"]))  # fmt: skip
+    doc["layers"].append(
+        descriptor(
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            b"windows base",
+            urls=["https://example.com/layer"],
+        )
+    )
     assert client.push_manifest("org/win", "v1", doc).status == 201

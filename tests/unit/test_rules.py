@@ -63,9 +63,17 @@ def test_digests_matching_the_grammar_parse(digest: str) -> None:
 
 @pytest.mark.parametrize(
     "digest",
-    ["sha256:totallywrong", "sha256:" + "A" * 64, "sha256:" + "a" * 63, "sha512:" + "a" * 64,
-     "nocolon", ":abc", "sha256:", "SHA256:" + "a" * 64],
-)  # fmt: skip
+    [
+        "sha256:totallywrong",
+        "sha256:" + "A" * 64,
+        "sha256:" + "a" * 63,
+        "sha512:" + "a" * 64,
+        "nocolon",
+        ":abc",
+        "sha256:",
+        "SHA256:" + "a" * 64,
+    ],
+)
 def test_malformed_digests_are_rejected(digest: str) -> None:
     with pytest.raises(DigestInvalid):
         parse_digest(digest)

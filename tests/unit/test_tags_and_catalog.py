@@ -14,9 +14,14 @@ from tests.images import OCI_CONFIG, OCI_MANIFEST, sha256
 def push_tags(client: Client, repo: str, tags: list[str]) -> None:
     config = b"{}"
     client.push_blob(repo, config)
-    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                       "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": 2},
-                       "layers": []}).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": 2},
+            "layers": [],
+        }
+    ).encode()
     for tag in tags:
         assert client.push_manifest(repo, tag, body, OCI_MANIFEST).status == 201
 
