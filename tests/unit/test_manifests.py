@@ -338,3 +338,26 @@ def test_foreign_layers_with_urls_need_not_be_uploaded(client: Client) -> None:
         )
     )
     assert client.push_manifest("org/win", "v1", doc).status == 201
+
+
+def test_concurrent_pushes_to_one_tag_leave_tag_and_manifests_consistent(client: Client) -> None:
+    """Tag moves race on DynamoDB conditions; whoever wins, the bookkeeping agrees."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.storage.models import ManifestModel
+
+    bodies = [raw(image(client, "org/race", seed)) for seed in ("red", "blue", "green")]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        answers = list(
+            pool.map(
+                lambda body: client.push_manifest("org/race", "hot", body, OCI_MANIFEST),
+                bodies * 2,
+            )
+        )
+    assert {a.status for a in answers} <= {201, 429}
+    assert any(a.status == 201 for a in answers)
+    winner = client.get("/v2/org/race/manifests/hot").body
+    assert winner in bodies
+    for body in bodies:
+        tags = ManifestModel.get("org/race", sha256(body)).tags or set()
+        assert tags == ({"hot"} if body == winner else set())
