@@ -153,6 +153,8 @@ def parse(body: bytes, content_type: str, digest_algorithm: str = "sha256") -> P
         doc = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise _invalid("body is not JSON") from None
+    except RecursionError:
+        raise _invalid("JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise _invalid("manifest must be a JSON object")
     media_type = _media_type(content_type, doc)
