@@ -35,6 +35,12 @@ class Settings:
     max_manifest_bytes: int
     presign_seconds: int
     upload_ttl_seconds: int
+    referrers_table: str
+    # Quay's FEATURE_REFERRERS_API: off, the endpoint answers 404 and clients fall back to
+    # the referrers tag schema. Subjects are indexed either way, so turning it on later
+    # lists everything pushed before.
+    referrers_api: bool
+    referrers_page_size: int
 
 
 def load() -> Settings:
@@ -52,6 +58,9 @@ def load() -> Settings:
         max_manifest_bytes=_int("STRATUS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024),
         presign_seconds=_int("STRATUS_PRESIGN_SECONDS", 120),
         upload_ttl_seconds=_int("STRATUS_UPLOAD_TTL_SECONDS", 24 * 3600),
+        referrers_table=os.environ.get("STRATUS_REFERRERS_TABLE", prefix + "referrers"),
+        referrers_api=_flag("FEATURE_REFERRERS_API", True),
+        referrers_page_size=_int("STRATUS_REFERRERS_PAGE_SIZE", 250),
     )
 
 

@@ -80,13 +80,15 @@ def put(request: RegistryRequest, name: str, reference: str) -> Response:
             blobs.put_object(digest, data)
             blobs.link(name, digest, len(data))
     store.put(name, parsed, tag)
-    return empty(
-        201,
-        {
-            "Location": f"/v2/{name}/manifests/{parsed.digest}",
-            "Docker-Content-Digest": parsed.digest,
-        },
-    )
+    headers = {
+        "Location": f"/v2/{name}/manifests/{parsed.digest}",
+        "Docker-Content-Digest": parsed.digest,
+    }
+    if parsed.subject is not None and config.settings.referrers_api:
+        # "Pushing Manifests with Subject": tells the client the registry indexed it, so it
+        # need not maintain the referrers tag schema itself.
+        headers["OCI-Subject"] = parsed.subject.digest
+    return empty(201, headers)
 
 
 def delete(request: RegistryRequest, name: str, reference: str) -> Response:

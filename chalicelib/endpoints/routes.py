@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from chalice import Response
 
 from chalicelib import config
-from chalicelib.endpoints import blobs, catalog, manifests, tags, uploads
+from chalicelib.endpoints import blobs, catalog, manifests, referrers, tags, uploads
 from chalicelib.endpoints.http import API_VERSION_HEADER, RegistryRequest, json_response
 from chalicelib.errors import (
     NotFound,
@@ -69,6 +69,11 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     Route("end-8a end-8b", re.compile(r"(?P<name>.+)/tags/list"), {"GET": tags.list_tags}),
+    Route(
+        "end-12a end-12b",
+        re.compile(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)"),
+        {"GET": referrers.list_referrers},
+    ),
 )
 
 CATALOG = re.compile(r"_catalog/?")

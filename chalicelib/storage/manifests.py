@@ -4,7 +4,8 @@ Invariants, each kept by one DynamoDB transaction:
 - a tag only points at a stored manifest (the tag is written with the manifest, or with a
   condition that the manifest exists);
 - a manifest's `tags` set names exactly the tags pointing at it, so deleting a manifest
-  deletes its tags under strongly consistent conditions.
+  deletes its tags under strongly consistent conditions;
+- a manifest with a `subject` has exactly one referrers-index entry while it exists.
 A tag item carries a copy of its manifest's bytes (when small) so that a pull by tag is one
 GetItem. Concurrent writers race on conditions, never on blind overwrites; the loser retries.
 """
@@ -22,8 +23,14 @@ from chalicelib import config
 from chalicelib.errors import ManifestUnknown, TooManyRequests
 from chalicelib.registry.manifests import ParsedManifest
 from chalicelib.registry.names import tag_sort_key
-from chalicelib.storage import aws
-from chalicelib.storage.models import ManifestModel, RepositoryModel, TagModel, utcnow
+from chalicelib.storage import aws, referrers
+from chalicelib.storage.models import (
+    ManifestModel,
+    ReferrerModel,
+    RepositoryModel,
+    TagModel,
+    utcnow,
+)
 
 _ATTEMPTS = 4
 
@@ -140,6 +147,8 @@ def put(repository: str, parsed: ParsedManifest, tag: str | None) -> None:
                     actions.append(ManifestModel.tags.add({tag}))
                 t.update(ManifestModel(repository, parsed.digest), actions=actions)
                 _ensure_repository(t, repository)
+                if parsed.subject is not None:
+                    t.save(referrers.entry_for(repository, parsed))
                 if tag is not None:
                     _write_tag(t, repository, tag, parsed, previous)
             return
@@ -206,7 +215,9 @@ def delete_manifest(repository: str, digest: str) -> None:
     """Delete a manifest and every tag pointing at it, atomically."""
     for _ in range(_ATTEMPTS):
         try:
-            current = ManifestModel.get(repository, digest, attributes_to_get=["digest", "tags"])
+            current = ManifestModel.get(
+                repository, digest, attributes_to_get=["digest", "tags", "subject"]
+            )
         except DoesNotExist:
             raise ManifestUnknown({"digest": digest}) from None
         tags = set(current.tags or ())
@@ -217,6 +228,10 @@ def delete_manifest(repository: str, digest: str) -> None:
                     ManifestModel.tags == tags if tags else ManifestModel.tags.does_not_exist()
                 )
                 t.delete(ManifestModel(repository, digest), condition=condition)
+                if current.subject:
+                    t.delete(
+                        ReferrerModel(referrers.subject_key(repository, current.subject), digest)
+                    )
                 for tag in sorted(tags):
                     t.delete(
                         TagModel(repository, tag_sort_key(tag)),

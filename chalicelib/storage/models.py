@@ -5,6 +5,8 @@
 - manifests (repository, digest): manifest GET by digest, reference checks.
 - blobs (repository, digest): a repository's right to a blob; `by_digest` GSI for mounts.
 - uploads (upload_id): upload sessions (hash state, S3 multipart parts).
+- referrers (subject_key = "<repository>@<subject digest>", digest): the referrers API;
+  the `by_type` LSI serves `?artifactType=` with exact pages.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 
 from pynamodb.attributes import (
     BinaryAttribute,
+    BooleanAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -22,7 +25,12 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import (
+    AllProjection,
+    GlobalSecondaryIndex,
+    KeysOnlyProjection,
+    LocalSecondaryIndex,
+)
 from pynamodb.models import Model
 
 from chalicelib import config
@@ -147,12 +155,42 @@ class UploadModel(Model):
     version = VersionAttribute()
 
 
+class ReferrersByType(LocalSecondaryIndex):
+    """Referrers of one subject ordered by artifactType: a filtered page is one Query."""
+
+    class Meta:
+        index_name = "by_type"
+        projection = AllProjection()
+
+    subject_key = UnicodeAttribute(hash_key=True)
+    type_key = UnicodeAttribute(range_key=True)
+
+
+class ReferrerModel(Model):
+    """One manifest whose `subject` names a digest: a descriptor in the referrers index."""
+
+    Meta = _meta(config.settings.referrers_table)
+
+    subject_key = UnicodeAttribute(hash_key=True)
+    digest = UnicodeAttribute(range_key=True)
+    # "<artifactType> <digest>": a space never occurs in a media type.
+    type_key = UnicodeAttribute()
+    media_type = UnicodeAttribute()
+    size = NumberAttribute()
+    artifact_type = UnicodeAttribute(null=True)
+    annotations = MapAttribute(null=True)
+    # Annotations too large for the item are read from the manifest itself.
+    annotations_in_body = BooleanAttribute(default=False)
+    by_type = ReferrersByType()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     RepositoryModel,
     TagModel,
     ManifestModel,
     BlobLinkModel,
     UploadModel,
+    ReferrerModel,
 )
 
 
