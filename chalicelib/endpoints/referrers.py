@@ -31,6 +31,10 @@ def list_referrers(request: RegistryRequest, name: str, digest: str) -> Response
         raise NotFound({"feature": "referrers API is disabled"})
     subject = str(parse_digest(digest))
     artifact_type = request.param("artifactType") or None
+    if artifact_type:
+        # An unencoded "+" (`...v1+json`) arrives form-decoded as a space; a media type
+        # never holds a space, so this is always the "+" the client meant.
+        artifact_type = artifact_type.replace(" ", "+")
     last = request.param("last")
     if last:
         last = str(parse_digest(last))

@@ -87,6 +87,31 @@ def limited_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
     _stop(started)
 
 
+@pytest.fixture(scope="session")
+def referrers_off_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """FEATURE_REFERRERS_API off: clients must fall back to the referrers tag schema."""
+    started = _start(
+        tmp_path_factory.mktemp("referrers-off"), "referrers-off", {"FEATURE_REFERRERS_API": "0"}
+    )
+    yield started
+    _stop(started)
+
+
+SMALL_PAGE = 10
+
+
+@pytest.fixture(scope="session")
+def small_page_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Referrers pages of 10, so paging over HTTP needs only a few dozen pushes."""
+    started = _start(
+        tmp_path_factory.mktemp("small-page"),
+        "small-page",
+        {"STRATUS_REFERRERS_PAGE_SIZE": str(SMALL_PAGE)},
+    )
+    yield started
+    _stop(started)
+
+
 def require_tool(name: str) -> str:
     """CI must have the tool (it fails there without it); elsewhere the test is skipped."""
     path = shutil.which(name)

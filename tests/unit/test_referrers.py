@@ -282,3 +282,16 @@ def test_large_referrer_annotations_are_listed_from_the_manifest(client: Client)
 
 def test_empty_type_constant_is_the_oci_empty_media_type() -> None:
     assert EMPTY_TYPE == "application/vnd.oci.empty.v1+json"
+
+
+def test_artifact_type_filter_with_an_unencoded_plus_still_matches(client: Client) -> None:
+    subject = subject_manifest()
+    push(client, "org/app", "v1", subject)
+    body = referrer_manifest(subject, "application/vnd.example.sig.v1+json")
+    push(client, "org/app", sha256(body), body)
+    for query in (
+        "?artifactType=application/vnd.example.sig.v1+json",
+        "?artifactType=application%2Fvnd.example.sig.v1%2Bjson",
+    ):
+        _, listed = referrers(client, "org/app", subject, query)
+        assert [d["digest"] for d in listed] == [sha256(body)]
