@@ -233,9 +233,10 @@ def delete_manifest(repository: str, digest: str) -> None:
                         ReferrerModel(referrers.subject_key(repository, current.subject), digest)
                     )
                 for tag in sorted(tags):
+                    # A tag DynamoDB's TTL already removed may linger in the set.
                     t.delete(
                         TagModel(repository, tag_sort_key(tag)),
-                        condition=TagModel.digest == digest,
+                        condition=(TagModel.digest == digest) | TagModel.digest.does_not_exist(),
                     )
             return
         except TransactWriteError as exc:

@@ -370,3 +370,16 @@ def test_tag_moved_by_a_racing_push_is_retried_and_bookkeeping_agrees(
     assert client.get("/v2/org/race/manifests/hot").body == ours
     tags = {body: ManifestModel.get("org/race", sha256(body)).tags for body in (old, racer, ours)}
     assert tags == {old: None, racer: None, ours: {"hot"}}
+
+
+def test_manifest_delete_works_when_a_tag_item_vanished_behind_its_back(client: Client) -> None:
+    """DynamoDB's TTL deletes tag items without touching the manifest's `tags` set."""
+    from chalicelib.registry.names import tag_sort_key
+    from chalicelib.storage.models import TagModel
+
+    body = raw(image(client, "org/app"))
+    client.push_manifest("org/app", "gone", body, OCI_MANIFEST)
+    client.push_manifest("org/app", "kept", body, OCI_MANIFEST)
+    TagModel("org/app", tag_sort_key("gone")).delete()  # as the TTL sweeper would
+    assert client.delete(f"/v2/org/app/manifests/{sha256(body)}").status == 202
+    assert client.get("/v2/org/app/manifests/kept").status == 404
