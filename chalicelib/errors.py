@@ -100,6 +100,12 @@ class TagInvalid(RegistryError):
     code, status, message = "TAG_INVALID", 400, "manifest tag did not match URI"
 
 
+class TagExpired(RegistryError):
+    """Quay's answer for a tag past its `quay.expires-after` (before cleanup removed it)."""
+
+    code, status, message = "TAG_EXPIRED", 404, "tag has expired"
+
+
 class Unauthorized(RegistryError):
     code, status, message = "UNAUTHORIZED", 401, "authentication required"
 

@@ -7,6 +7,7 @@ from chalice import Response
 from chalicelib import config
 from chalicelib.endpoints.http import RegistryRequest, empty
 from chalicelib.errors import DigestInvalid, ManifestBlobUnknown, PayloadTooLarge
+from chalicelib.registry import expiry
 from chalicelib.registry import manifests as rules
 from chalicelib.registry.digests import is_supported, looks_like_digest, parse_digest
 from chalicelib.registry.names import validate_tag
@@ -42,17 +43,29 @@ def head(request: RegistryRequest, name: str, reference: str) -> Response:
     return empty(200, {**_headers(manifest), "Content-Length": str(manifest.size)})
 
 
-def _check_references(name: str, parsed: rules.ParsedManifest) -> None:
-    """Every blob and child manifest must already be in this repository (spec: code-5)."""
+def _check_references(name: str, parsed: rules.ParsedManifest) -> dict[str, str | None]:
+    """Every blob and child manifest must already be in this repository (spec: code-5).
+
+    Returns each child's `quay.expires-after` value, read in the same call.
+    """
     wanted_blobs = {d.digest for d in parsed.blobs} - set(parsed.embedded)
     missing = (
         sorted(wanted_blobs - blobs.existing_links(name, wanted_blobs)) if wanted_blobs else []
     )
     wanted_children = {d.digest for d in parsed.children}
-    if wanted_children:
-        missing += sorted(wanted_children - store.existing(name, wanted_children))
+    children = store.existing(name, wanted_children) if wanted_children else {}
+    missing += sorted(wanted_children - set(children))
     if missing:
         raise ManifestBlobUnknown({"missing": missing})
+    return children
+
+
+def _expires_after(parsed: rules.ParsedManifest, children: dict[str, str | None]) -> str | None:
+    config = None
+    if expiry.wants_config_labels(parsed):
+        descriptor = parsed.blobs[0]
+        config = parsed.embedded.get(descriptor.digest) or blobs.read(descriptor.digest)
+    return expiry.value_for(parsed, config, [children[d.digest] for d in parsed.children])
 
 
 def put(request: RegistryRequest, name: str, reference: str) -> Response:
@@ -74,12 +87,12 @@ def put(request: RegistryRequest, name: str, reference: str) -> Response:
     parsed = rules.parse(body, request.header("content-type") or "", algorithm)
     if tag is None and parsed.digest != reference:
         raise DigestInvalid({"expected": reference, "actual": parsed.digest})
-    _check_references(name, parsed)
+    children = _check_references(name, parsed)
     for digest, data in parsed.embedded.items():
         if blobs.get_link(name, digest) is None:
             blobs.put_object(digest, data)
             blobs.link(name, digest, len(data))
-    store.put(name, parsed, tag)
+    store.put(name, parsed, tag, _expires_after(parsed, children))
     headers = {
         "Location": f"/v2/{name}/manifests/{parsed.digest}",
         "Docker-Content-Digest": parsed.digest,

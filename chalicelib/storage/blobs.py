@@ -78,6 +78,12 @@ def copy_object(source_key: str, digest: str, size: int) -> None:
         aws.s3().copy({"Bucket": bucket, "Key": source_key}, bucket, target)
 
 
+def read(digest: str) -> bytes:
+    """A small blob's bytes (an image config, for its labels); never used on pulls."""
+    obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=object_key(digest))
+    return obj["Body"].read()
+
+
 def presigned_get_url(digest: str) -> str:
     """A short-lived SigV4 URL: signing is local, so this costs no AWS call."""
     return aws.s3().generate_presigned_url(

@@ -19,8 +19,9 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib import config
-from chalicelib.errors import ManifestUnknown, TooManyRequests
+from chalicelib import clock, config
+from chalicelib.errors import ManifestUnknown, TagExpired, TooManyRequests
+from chalicelib.registry import expiry
 from chalicelib.registry.manifests import ParsedManifest
 from chalicelib.registry.names import tag_sort_key
 from chalicelib.storage import aws, referrers
@@ -73,10 +74,17 @@ def get_by_tag(repository: str, tag: str, *, with_body: bool = True) -> StoredMa
         item = TagModel.get(repository, tag_sort_key(tag))
     except DoesNotExist:
         raise ManifestUnknown({"tag": tag}) from None
+    # DynamoDB's TTL deletes lag by up to days; an expired tag is gone for clients at once.
+    if _expired(item):
+        raise TagExpired({"tag": tag, "expired_at": item.expires_at.isoformat()})
     body = item.body
     if with_body and body is None:
         body = _fetch_body(item.digest)
     return StoredManifest(item.digest, item.media_type, int(item.size), body if with_body else None)
+
+
+def _expired(item: TagModel) -> bool:
+    return item.expires_at is not None and item.expires_at <= clock.now()
 
 
 def get_by_digest(repository: str, digest: str, *, with_body: bool = True) -> StoredManifest:
@@ -90,12 +98,14 @@ def get_by_digest(repository: str, digest: str, *, with_body: bool = True) -> St
     return StoredManifest(item.digest, item.media_type, int(item.size), body if with_body else None)
 
 
-def existing(repository: str, digests: set[str]) -> set[str]:
+def existing(repository: str, digests: set[str]) -> dict[str, str | None]:
+    """Which of `digests` are stored here, with each one's `quay.expires-after` value."""
     keys = [(repository, d) for d in digests]
-    return {m.digest for m in ManifestModel.batch_get(keys, attributes_to_get=["digest"])}
+    found = ManifestModel.batch_get(keys, attributes_to_get=["digest", "expires_after"])
+    return {m.digest: m.expires_after for m in found}
 
 
-def _manifest_actions(parsed: ParsedManifest) -> list:
+def _manifest_actions(parsed: ParsedManifest, expires_after: str | None) -> list:
     inline = _inline(parsed.size)
     actions = [
         ManifestModel.media_type.set(parsed.media_type),
@@ -111,6 +121,11 @@ def _manifest_actions(parsed: ParsedManifest) -> list:
         actions.append(ManifestModel.subject.set(parsed.subject.digest))
     if parsed.artifact_type:
         actions.append(ManifestModel.artifact_type.set(parsed.artifact_type))
+    actions.append(
+        ManifestModel.expires_after.set(expires_after)
+        if expires_after is not None
+        else ManifestModel.expires_after.remove()
+    )
     # Copied for the referrers API; oversized ones stay only in the body (read on demand).
     if parsed.annotations and _inline(len(json.dumps(parsed.annotations))):
         actions.append(ManifestModel.annotations.set(parsed.annotations))
@@ -127,8 +142,14 @@ def _ensure_repository(t: TransactWrite, repository: str) -> None:
     )
 
 
-def put(repository: str, parsed: ParsedManifest, tag: str | None) -> None:
-    """Store a manifest and, with a tag, point the tag at it, in one transaction."""
+def put(
+    repository: str, parsed: ParsedManifest, tag: str | None, expires_after: str | None = None
+) -> None:
+    """Store a manifest and, with a tag, point the tag at it, in one transaction.
+
+    `expires_after` is the `quay.expires-after` value that applies; the tag's TTL is push
+    time plus its duration, and a push without one clears any earlier expiry.
+    """
     if not _inline(parsed.size):
         aws.s3().put_object(
             Bucket=config.settings.bucket, Key=_object_key(parsed.digest), Body=parsed.body
@@ -142,7 +163,7 @@ def put(repository: str, parsed: ParsedManifest, tag: str | None) -> None:
                 previous = None
         try:
             with _transaction() as t:
-                actions = _manifest_actions(parsed)
+                actions = _manifest_actions(parsed, expires_after)
                 if tag is not None:
                     actions.append(ManifestModel.tags.add({tag}))
                 t.update(ManifestModel(repository, parsed.digest), actions=actions)
@@ -150,7 +171,7 @@ def put(repository: str, parsed: ParsedManifest, tag: str | None) -> None:
                 if parsed.subject is not None:
                     t.save(referrers.entry_for(repository, parsed))
                 if tag is not None:
-                    _write_tag(t, repository, tag, parsed, previous)
+                    _write_tag(t, repository, tag, parsed, previous, expires_after)
             return
         except TransactWriteError as exc:
             if not _conflict(exc):
@@ -164,7 +185,9 @@ def _write_tag(
     tag: str,
     parsed: ParsedManifest,
     previous: TagModel | None,
+    expires_after: str | None,
 ) -> None:
+    lifetime = expiry.parse(expires_after)
     item = TagModel(
         repository,
         tag_sort_key(tag),
@@ -173,7 +196,8 @@ def _write_tag(
         media_type=parsed.media_type,
         size=parsed.size,
         body=parsed.body if _inline(parsed.size) else None,
-        pushed_at=utcnow(),
+        pushed_at=clock.now(),
+        expires_at=clock.now() + lifetime if lifetime is not None else None,
     )
     if previous is None:
         t.save(item, condition=TagModel.sort_key.does_not_exist())
@@ -190,9 +214,13 @@ def _write_tag(
 def delete_tag(repository: str, tag: str) -> None:
     for _ in range(_ATTEMPTS):
         try:
-            current = TagModel.get(repository, tag_sort_key(tag), attributes_to_get=["digest"])
+            current = TagModel.get(
+                repository, tag_sort_key(tag), attributes_to_get=["digest", "expires_at"]
+            )
         except DoesNotExist:
             raise ManifestUnknown({"tag": tag}) from None
+        if _expired(current):
+            raise ManifestUnknown({"tag": tag})  # as if cleanup had already removed it
         try:
             with _transaction() as t:
                 t.delete(
@@ -255,6 +283,7 @@ def list_tags(repository: str, after: str | None, limit: int) -> tuple[list[str]
         limit=limit + 1,
         page_size=limit + 1,
         last_evaluated_key=start,
+        filter_condition=TagModel.expires_at.does_not_exist() | (TagModel.expires_at > clock.now()),
         attributes_to_get=["name"],
     )
     names = []

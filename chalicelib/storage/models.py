@@ -104,6 +104,9 @@ class ManifestModel(Model):
     subject = UnicodeAttribute(null=True)
     artifact_type = UnicodeAttribute(null=True)
     annotations = MapAttribute(null=True)
+    # The raw `quay.expires-after` value that applied at push: an index expires only when
+    # all its children carry the same one.
+    expires_after = UnicodeAttribute(null=True)
     pushed_at = UTCDateTimeAttribute(default=utcnow)
 
 

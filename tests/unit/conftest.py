@@ -35,3 +35,28 @@ def settings(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setattr(config, "settings", dataclasses.replace(config.settings, **values))
 
     return change
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.current = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+    def now(self):
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.current += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The registry's clock, moved by the test: expiry without sleeping."""
+    from chalicelib import clock as registry_clock
+
+    fake = FakeClock()
+    monkeypatch.setattr(registry_clock, "now", fake.now)
+    return fake

@@ -1,0 +1,161 @@
+"""Tag expiry from `quay.expires-after`: TTL attribute, immediate effect (issue 5)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+
+from chalicelib import config
+from tests.client import Client
+from tests.images import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256
+
+KEY = "quay.expires-after"
+
+
+def image(
+    client: Client,
+    repo: str,
+    *,
+    annotation: str | None = None,
+    label: str | None = None,
+    seed: str = "x",
+) -> bytes:
+    labels = {KEY: label} if label else {}
+    config_blob = json.dumps(
+        {"architecture": "amd64", "os": "linux", "seed": seed, "config": {"Labels": labels}}
+    ).encode()
+    client.push_blob(repo, config_blob)
+    doc: dict = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": OCI_CONFIG,
+            "digest": sha256(config_blob),
+            "size": len(config_blob),
+        },
+        "layers": [],
+    }
+    if annotation:
+        doc["annotations"] = {KEY: annotation}
+    return json.dumps(doc).encode()
+
+
+def push(client: Client, repo: str, ref: str, body: bytes, media_type: str = OCI_MANIFEST):
+    answer = client.push_manifest(repo, ref, body, media_type)
+    assert answer.status == 201, answer.body
+    return answer
+
+
+def ttl_attribute(repo: str, tag: str) -> int | None:
+    """The raw DynamoDB attribute DynamoDB's TTL reads: epoch seconds."""
+    from chalicelib.registry.names import tag_sort_key
+
+    item = boto3.client("dynamodb").get_item(
+        TableName=config.settings.tags_table,
+        Key={"repository": {"S": repo}, "sort_key": {"S": tag_sort_key(tag)}},
+    )["Item"]
+    return int(item["expires_at"]["N"]) if "expires_at" in item else None
+
+
+def test_annotation_sets_the_tags_ttl_to_push_time_plus_duration(client: Client, clock) -> None:
+    push(client, "org/app", "v1", image(client, "org/app", annotation="2d"))
+    assert ttl_attribute("org/app", "v1") == int(clock.now().timestamp()) + 2 * 86400
+
+
+def test_expired_tag_is_404_tag_expired_before_any_cleanup(client: Client, clock) -> None:
+    body = image(client, "org/app", annotation="2d")
+    push(client, "org/app", "v1", body)
+    push(client, "org/app", "keep", image(client, "org/app", seed="other"))
+    clock.advance(days=2, seconds=-1)
+    assert client.get("/v2/org/app/manifests/v1").status == 200
+    clock.advance(seconds=1)
+    answer = client.get("/v2/org/app/manifests/v1")
+    assert (answer.status, answer.error_codes) == (404, ["TAG_EXPIRED"])
+    assert client.head("/v2/org/app/manifests/v1").status == 404
+    assert client.get("/v2/org/app/tags/list").json()["tags"] == ["keep"]
+    assert client.delete("/v2/org/app/manifests/v1").status == 404
+    # the manifest itself is still there by digest until cleanup collects it
+    assert client.get(f"/v2/org/app/manifests/{sha256(body)}").status == 200
+
+
+def test_config_label_sets_expiry_for_an_image(client: Client, clock) -> None:
+    push(client, "org/app", "v1", image(client, "org/app", label="20h"))
+    clock.advance(hours=20)
+    assert client.get("/v2/org/app/manifests/v1").error_codes == ["TAG_EXPIRED"]
+
+
+def test_annotation_wins_over_the_config_label(client: Client, clock) -> None:
+    push(client, "org/app", "v1", image(client, "org/app", annotation="1h", label="20h"))
+    clock.advance(hours=1)
+    assert client.get("/v2/org/app/manifests/v1").status == 404
+
+
+def test_repushing_the_tag_without_expiry_clears_it(client: Client, clock) -> None:
+    push(client, "org/app", "v1", image(client, "org/app", annotation="1h"))
+    push(client, "org/app", "v1", image(client, "org/app", seed="no-expiry"))
+    assert ttl_attribute("org/app", "v1") is None
+    clock.advance(days=30)
+    assert client.get("/v2/org/app/manifests/v1").status == 200
+
+
+def test_negative_expiry_expires_the_tag_at_once(client: Client, clock) -> None:
+    push(client, "org/app", "v1", image(client, "org/app", annotation="-1h"))
+    assert client.get("/v2/org/app/manifests/v1").error_codes == ["TAG_EXPIRED"]
+
+
+def test_zero_or_unparsable_expiry_means_the_tag_never_expires(client: Client, clock) -> None:
+    for tag, value in (("zero", "0h"), ("never", "never"), ("junk", "2x")):
+        push(client, "org/app", tag, image(client, "org/app", annotation=value, seed=tag))
+        assert ttl_attribute("org/app", tag) is None
+    clock.advance(weeks=520)
+    assert client.get("/v2/org/app/tags/list").json()["tags"] == ["junk", "never", "zero"]
+
+
+def test_index_expires_when_all_children_carry_the_same_value(client: Client, clock) -> None:
+    def index_of(children: list[bytes]) -> bytes:
+        return json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [
+                    {"mediaType": OCI_MANIFEST, "digest": sha256(c), "size": len(c)}
+                    for c in children
+                ],
+                "annotations": {KEY: "1s"},
+            }
+        ).encode()
+
+    same = [image(client, "org/multi", annotation="3d", seed=s) for s in ("a", "b")]
+    mixed = [image(client, "org/multi", annotation=v, seed=v) for v in ("3d", "5d")]
+    for child in same + mixed:
+        push(client, "org/multi", sha256(child), child)
+    push(client, "org/multi", "same", index_of(same), OCI_INDEX)
+    push(client, "org/multi", "mixed", index_of(mixed), OCI_INDEX)
+    clock.advance(days=3)
+    assert client.get("/v2/org/multi/manifests/same").status == 404
+    assert client.get("/v2/org/multi/manifests/mixed").status == 200
+
+
+def test_referrers_tag_schema_index_expires_with_its_referrers(client: Client, clock) -> None:
+    """A `sha256-<hex>` index whose referrers all expire in 1h expires with them."""
+    subject = image(client, "org/app", seed="subject")
+    push(client, "org/app", "v1", subject)
+    referrers = [image(client, "org/app", annotation="1h", seed=f"sig{i}") for i in range(2)]
+    for body in referrers:
+        push(client, "org/app", sha256(body), body)
+    tag = sha256(subject).replace(":", "-")
+    fallback = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": sha256(r), "size": len(r)} for r in referrers
+            ],
+        }
+    ).encode()
+    push(client, "org/app", tag, fallback, OCI_INDEX)
+    assert client.get(f"/v2/org/app/manifests/{tag}").status == 200
+    clock.advance(hours=1)
+    assert client.get(f"/v2/org/app/manifests/{tag}").error_codes == ["TAG_EXPIRED"]
+    assert client.get("/v2/org/app/tags/list").json()["tags"] == ["v1"]
