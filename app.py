@@ -1,5 +1,9 @@
 """Stratus: the Chalice app. Wiring only; everything else lives in chalicelib/."""
 
+import os
+
+from chalice import Rate
+
 from chalicelib.endpoints import routes
 from chalicelib.endpoints.http import (
     API_VERSION_HEADER,
@@ -26,3 +30,26 @@ def registry():
     return routes.dispatch(
         RegistryRequest.from_event(request.to_original_event(), request.raw_body)
     )
+
+
+# Read when `chalice deploy` imports this file: export them there (see README, Expiry).
+CLEANUP_RATE_MINUTES = int(os.environ.get("STRATUS_CLEANUP_RATE_MINUTES", "60"))
+TAGS_STREAM_ARN = os.environ.get("STRATUS_TAGS_STREAM_ARN")
+
+
+@app.schedule(Rate(CLEANUP_RATE_MINUTES, unit=Rate.MINUTES), name="cleanup")
+def cleanup(event):
+    """Expire tags, abort abandoned uploads, collect garbage (chalicelib/cleanup.py)."""
+    from chalicelib import cleanup as job  # imported here: no weight on request cold starts
+
+    return job.handle_schedule()
+
+
+if TAGS_STREAM_ARN:
+
+    @app.on_dynamodb_record(stream_arn=TAGS_STREAM_ARN, name="tag_removed")
+    def tag_removed(event):
+        """Tag items removed (DynamoDB's TTL among them) leave their manifest's tag set."""
+        from chalicelib import cleanup as job
+
+        return job.handle_tag_stream(event.to_dict()["Records"])

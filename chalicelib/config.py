@@ -41,6 +41,9 @@ class Settings:
     # lists everything pushed before.
     referrers_api: bool
     referrers_page_size: int
+    blob_objects_table: str
+    # Garbage collection takes nothing touched more recently than this.
+    gc_grace_seconds: int
 
 
 def load() -> Settings:
@@ -61,6 +64,8 @@ def load() -> Settings:
         referrers_table=os.environ.get("STRATUS_REFERRERS_TABLE", prefix + "referrers"),
         referrers_api=_flag("FEATURE_REFERRERS_API", True),
         referrers_page_size=_int("STRATUS_REFERRERS_PAGE_SIZE", 250),
+        blob_objects_table=os.environ.get("STRATUS_BLOB_OBJECTS_TABLE", prefix + "blob-objects"),
+        gc_grace_seconds=_int("STRATUS_GC_GRACE_SECONDS", 24 * 3600),
     )
 
 

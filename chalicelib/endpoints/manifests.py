@@ -90,8 +90,9 @@ def put(request: RegistryRequest, name: str, reference: str) -> Response:
     children = _check_references(name, parsed)
     for digest, data in parsed.embedded.items():
         if blobs.get_link(name, digest) is None:
-            blobs.put_object(digest, data)
-            blobs.link(name, digest, len(data))
+            blobs.store_and_link(
+                name, digest, len(data), lambda d=digest, b=data: blobs.put_object(d, b)
+            )
     store.put(name, parsed, tag, _expires_after(parsed, children))
     headers = {
         "Location": f"/v2/{name}/manifests/{parsed.digest}",

@@ -65,15 +65,23 @@ def _mount(name: str, digest: Digest, source: str | None) -> blobs.Blob | None:
     if source is not None:
         found = blobs.get_link(validate_name(source), target)
         if found is not None:
-            return blobs.link(name, target, found.size)
+            return _link_or_none(name, found)
     existing = blobs.get_link(name, target)
     if existing is not None:
         return existing
     for holder in blobs.repositories_holding(target, limit=1):
         found = blobs.get_link(holder, target)
         if found is not None:
-            return blobs.link(name, target, found.size)
+            return _link_or_none(name, found)
     return None
+
+
+def _link_or_none(name: str, found: blobs.Blob) -> blobs.Blob | None:
+    """Mounting never waits: a blob being collected just means an ordinary upload."""
+    try:
+        return blobs.link(name, found.digest, found.size)
+    except blobs.BlobBeingCollected:
+        return None
 
 
 def start(request: RegistryRequest, name: str) -> Response:

@@ -6,13 +6,16 @@ presigned S3 URL, so a pull never streams a blob through Lambda.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import config
-from chalicelib.storage import aws
-from chalicelib.storage.models import BlobLinkModel
+from chalicelib import clock, config
+from chalicelib.errors import TooManyRequests
+from chalicelib.storage import aws, transactions
+from chalicelib.storage.models import BlobLinkModel, BlobObjectModel
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,49 @@ def existing_links(repository: str, digests: set[str]) -> set[str]:
     return {link.digest for link in BlobLinkModel.batch_get(keys, attributes_to_get=["digest"])}
 
 
+class BlobBeingCollected(Exception):
+    """Garbage collection is deleting this digest's object right now (docs/gc.md)."""
+
+
 def link(repository: str, digest: str, size: int) -> Blob:
-    BlobLinkModel(repository, digest, size=size).save()
+    """Give the repository the blob, unless garbage collection is deleting its object."""
+    now = clock.now()
+    try:
+        with transactions.transaction() as t:
+            t.update(
+                BlobObjectModel(digest),
+                actions=[BlobObjectModel.size.set(size), BlobObjectModel.last_linked_at.set(now)],
+                condition=BlobObjectModel.deleting.does_not_exist(),
+            )
+            t.save(BlobLinkModel(repository, digest, size=size, linked_at=now, touched_at=now))
+    except TransactWriteError as exc:
+        if transactions.failed_conditions(exc):
+            raise BlobBeingCollected(digest) from None
+        raise
     return Blob(digest, size)
+
+
+def store_and_link(
+    repository: str, digest: str, size: int, write: Callable[[], None], attempts: int = 5
+) -> Blob:
+    """Write the object, then link it.
+
+    While garbage collection is deleting this digest (its marker is set), linking fails:
+    wait and retry. The collection may have deleted what we wrote meanwhile, so after such
+    a wait the object is written once more, after the link won; from then on the fresh
+    `last_linked_at` keeps any collection away for its grace window (docs/gc.md).
+    """
+    write()
+    for attempt in range(attempts):
+        try:
+            blob = link(repository, digest, size)
+        except BlobBeingCollected:
+            time.sleep(0.2 * (attempt + 1))
+            continue
+        if attempt:
+            write()
+        return blob
+    raise TooManyRequests({"digest": digest, "reason": "blob is being garbage-collected; retry"})
 
 
 def unlink(repository: str, digest: str) -> bool:

@@ -15,17 +15,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pynamodb.connection import Connection
+from pynamodb.attributes import UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock, config
-from chalicelib.errors import ManifestUnknown, TagExpired, TooManyRequests
+from chalicelib.errors import ManifestBlobUnknown, ManifestUnknown, TagExpired, TooManyRequests
 from chalicelib.registry import expiry
 from chalicelib.registry.manifests import ParsedManifest
 from chalicelib.registry.names import tag_sort_key
-from chalicelib.storage import aws, referrers
+from chalicelib.storage import aws, referrers, transactions
 from chalicelib.storage.models import (
+    BlobLinkModel,
     ManifestModel,
     ReferrerModel,
     RepositoryModel,
@@ -56,17 +59,6 @@ def _inline(size: int) -> bool:
 def _fetch_body(digest: str) -> bytes:
     obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=_object_key(digest))
     return obj["Body"].read()
-
-
-def _transaction() -> TransactWrite:
-    return TransactWrite(connection=Connection(region=config.settings.region))
-
-
-def _conflict(exc: TransactWriteError) -> bool:
-    reasons = exc.cancellation_reasons or []
-    return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons) or (
-        exc.cause_response_code == "TransactionConflictException"
-    )
 
 
 def get_by_tag(repository: str, tag: str, *, with_body: bool = True) -> StoredManifest:
@@ -154,6 +146,13 @@ def put(
         aws.s3().put_object(
             Bucket=config.settings.bucket, Key=_object_key(parsed.digest), Body=parsed.body
         )
+    touches = _touches(repository, parsed)
+    if len(touches) > _MAX_TOUCHES_INLINE:
+        # Too many for one transaction (100 items): touch first, in batches. A touch
+        # protects for the whole grace window, so it need not share the commit.
+        for start in range(0, len(touches), 100):
+            _touch(repository, touches[start : start + 100])
+        touches = []
     for _ in range(_ATTEMPTS):
         previous = None
         if tag is not None:
@@ -162,7 +161,10 @@ def put(
             except DoesNotExist:
                 previous = None
         try:
-            with _transaction() as t:
+            with transactions.transaction() as t:
+                now = clock.now()
+                for item, attribute in touches:  # first, so failures map to references
+                    t.update(item, actions=[attribute.set(now)], condition=_exists(item))
                 actions = _manifest_actions(parsed, expires_after)
                 if tag is not None:
                     actions.append(ManifestModel.tags.add({tag}))
@@ -174,9 +176,63 @@ def put(
                     _write_tag(t, repository, tag, parsed, previous, expires_after)
             return
         except TransactWriteError as exc:
-            if not _conflict(exc):
+            if transactions.failed_conditions(exc):
+                _raise_missing(repository, touches)
+            if not transactions.lost_race(exc):
                 raise
     raise TooManyRequests({"reason": "concurrent updates to this tag; retry"})
+
+
+# Items a manifest's own commit may need (manifest, repository, referrer, tag, old manifest).
+_MAX_TOUCHES_INLINE = 100 - 5
+
+Touch = tuple[Model, UTCDateTimeAttribute]
+
+
+def _touches(repository: str, parsed: ParsedManifest) -> list[Touch]:
+    """Everything the manifest references, to be marked as used (docs/gc.md)."""
+    found: list[Touch] = [
+        (BlobLinkModel(repository, d), BlobLinkModel.touched_at)
+        for d in sorted({d.digest for d in parsed.blobs})
+    ]
+    found += [
+        (ManifestModel(repository, d), ManifestModel.touched_at)
+        for d in sorted({d.digest for d in parsed.children})
+    ]
+    return found
+
+
+def _exists(item: Model) -> Condition:
+    return type(item).digest.exists()
+
+
+def _touch(repository: str, batch: list[Touch]) -> None:
+    now = clock.now()
+    try:
+        with transactions.transaction() as t:
+            for item, attribute in batch:
+                t.update(item, actions=[attribute.set(now)], condition=_exists(item))
+    except TransactWriteError:
+        _raise_missing(repository, batch)
+        raise
+
+
+def _raise_missing(repository: str, touches: list[Touch]) -> None:
+    """Raise if a reference vanished since it was checked (garbage collection won).
+
+    pynamodb reorders a transaction's items, so which condition failed is found by reading.
+    """
+    from chalicelib.storage import blobs
+
+    wanted_blobs = {i.digest for i, _ in touches if isinstance(i, BlobLinkModel)}
+    wanted_children = {i.digest for i, _ in touches if isinstance(i, ManifestModel)}
+    missing = set()
+    if wanted_blobs:
+        missing |= wanted_blobs - blobs.existing_links(repository, wanted_blobs)
+    if wanted_children:
+        missing |= wanted_children - set(existing(repository, wanted_children))
+    if missing:
+        raise ManifestBlobUnknown({"missing": sorted(missing)})
 
 
 def _write_tag(
@@ -222,7 +278,7 @@ def delete_tag(repository: str, tag: str) -> None:
         if _expired(current):
             raise ManifestUnknown({"tag": tag})  # as if cleanup had already removed it
         try:
-            with _transaction() as t:
+            with transactions.transaction() as t:
                 t.delete(
                     TagModel(repository, tag_sort_key(tag)),
                     condition=TagModel.digest == current.digest,
@@ -234,7 +290,7 @@ def delete_tag(repository: str, tag: str) -> None:
                 )
             return
         except TransactWriteError as exc:
-            if not _conflict(exc):
+            if not transactions.lost_race(exc):
                 raise
     raise TooManyRequests({"reason": "concurrent updates to this tag; retry"})
 
@@ -250,7 +306,7 @@ def delete_manifest(repository: str, digest: str) -> None:
             raise ManifestUnknown({"digest": digest}) from None
         tags = set(current.tags or ())
         try:
-            with _transaction() as t:
+            with transactions.transaction() as t:
                 # The tags set must be what we read: a tag added meanwhile aborts and retries.
                 condition = (
                     ManifestModel.tags == tags if tags else ManifestModel.tags.does_not_exist()
@@ -268,7 +324,7 @@ def delete_manifest(repository: str, digest: str) -> None:
                     )
             return
         except TransactWriteError as exc:
-            if not _conflict(exc):
+            if not transactions.lost_race(exc):
                 raise
     raise TooManyRequests({"reason": "concurrent updates to this manifest; retry"})
 

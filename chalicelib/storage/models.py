@@ -5,13 +5,14 @@
 - manifests (repository, digest): manifest GET by digest, reference checks.
 - blobs (repository, digest): a repository's right to a blob; `by_digest` GSI for mounts.
 - uploads (upload_id): upload sessions (hash state, S3 multipart parts).
+- blob_objects (digest): one per S3 blob object, guarding its deletion.
 - referrers (subject_key = "<repository>@<subject digest>", digest): the referrers API;
   the `by_type` LSI serves `?artifactType=` with exact pages.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pynamodb.attributes import (
     BinaryAttribute,
@@ -33,13 +34,14 @@ from pynamodb.indexes import (
 )
 from pynamodb.models import Model
 
-from chalicelib import config
+from chalicelib import clock, config
 
 CATALOG_PARTITION = "catalog"
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Timestamps the garbage collector compares come from the registry's clock."""
+    return clock.now()
 
 
 def _meta(table: str) -> type:
@@ -108,6 +110,9 @@ class ManifestModel(Model):
     # all its children carry the same one.
     expires_after = UnicodeAttribute(null=True)
     pushed_at = UTCDateTimeAttribute(default=utcnow)
+    # Set by every push that references this manifest (as an index child); garbage
+    # collection only takes what nobody touched within its grace window.
+    touched_at = UTCDateTimeAttribute(null=True)
 
 
 class BlobsByDigest(GlobalSecondaryIndex):
@@ -130,7 +135,25 @@ class BlobLinkModel(Model):
     digest = UnicodeAttribute(range_key=True)
     size = NumberAttribute()
     linked_at = UTCDateTimeAttribute(default=utcnow)
+    # Set by every manifest push that references the blob (see docs/gc.md).
+    touched_at = UTCDateTimeAttribute(null=True)
     by_digest = BlobsByDigest()
+
+
+class BlobObjectModel(Model):
+    """The shared S3 object of one digest, and the lock that makes deleting it safe.
+
+    Linking a blob sets `last_linked_at` on condition that no `deleting` marker is present;
+    garbage collection sets the marker on condition that the object went unlinked for its
+    grace window. Whichever comes first, the other backs off (docs/gc.md).
+    """
+
+    Meta = _meta(config.settings.blob_objects_table)
+
+    digest = UnicodeAttribute(hash_key=True)
+    size = NumberAttribute()
+    last_linked_at = UTCDateTimeAttribute()
+    deleting = UTCDateTimeAttribute(null=True)
 
 
 class PartAttribute(MapAttribute):
@@ -194,6 +217,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     BlobLinkModel,
     UploadModel,
     ReferrerModel,
+    BlobObjectModel,
 )
 
 

@@ -173,9 +173,17 @@ def finish(session: UploadModel, data: bytes, expected: Digest) -> blobs.Blob:
     bucket = config.settings.bucket
     if not parts:
         if session.buffer_size and not data:
-            blobs.copy_object(session.buffer_key, digest, size)
+            blob = blobs.store_and_link(
+                session.repository,
+                digest,
+                size,
+                lambda: blobs.copy_object(session.buffer_key, digest, size),
+            )
         else:
-            blobs.put_object(digest, _read_buffer(session) + data)
+            whole = _read_buffer(session) + data
+            blob = blobs.store_and_link(
+                session.repository, digest, size, lambda: blobs.put_object(digest, whole)
+            )
     else:
         tail = _read_buffer(session) + data
         if tail:
@@ -196,8 +204,12 @@ def finish(session: UploadModel, data: bytes, expected: Digest) -> blobs.Blob:
                 "Parts": [{"PartNumber": int(p.number), "ETag": p.etag} for p in parts]
             },
         )
-        blobs.copy_object(_data_key(session.upload_id), digest, size)
-    blob = blobs.link(session.repository, digest, size)
+        blob = blobs.store_and_link(
+            session.repository,
+            digest,
+            size,
+            lambda: blobs.copy_object(_data_key(session.upload_id), digest, size),
+        )
     _discard(session, abort_multipart=False)
     return blob
 
@@ -207,8 +219,10 @@ def put_monolithic(repository: str, data: bytes, expected: Digest) -> blobs.Blob
     actual = hashlib.new(expected.algorithm, data).hexdigest()
     if actual != expected.encoded:
         raise DigestInvalid({"expected": str(expected), "actual": f"{expected.algorithm}:{actual}"})
-    blobs.put_object(str(expected), data)
-    return blobs.link(repository, str(expected), len(data))
+    digest = str(expected)
+    return blobs.store_and_link(
+        repository, digest, len(data), lambda: blobs.put_object(digest, data)
+    )
 
 
 def cancel(session: UploadModel) -> None:

@@ -41,7 +41,7 @@ class FakeClock:
     def __init__(self) -> None:
         from datetime import UTC, datetime
 
-        self.current = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+        self.current = datetime.now(UTC).replace(microsecond=0)
 
     def now(self):
         return self.current

@@ -355,7 +355,7 @@ def test_tag_moved_by_a_racing_push_is_retried_and_bookkeeping_agrees(
 
     old, racer, ours = (raw(image(client, "org/race", seed)) for seed in ("old", "racer", "ours"))
     client.push_manifest("org/race", "hot", old, OCI_MANIFEST)
-    real_transaction = store._transaction
+    real_transaction = store.transactions.transaction
     calls = []
 
     def transaction_after_a_racing_push():
@@ -364,7 +364,7 @@ def test_tag_moved_by_a_racing_push_is_retried_and_bookkeeping_agrees(
             assert client.push_manifest("org/race", "hot", racer, OCI_MANIFEST).status == 201
         return real_transaction()
 
-    monkeypatch.setattr(store, "_transaction", transaction_after_a_racing_push)
+    monkeypatch.setattr(store.transactions, "transaction", transaction_after_a_racing_push)
     assert client.push_manifest("org/race", "hot", ours, OCI_MANIFEST).status == 201
     assert len(calls) == 3  # ours (lost), the racer's, ours again
     assert client.get("/v2/org/race/manifests/hot").body == ours

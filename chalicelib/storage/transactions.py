@@ -1,0 +1,36 @@
+"""DynamoDB transactions (pynamodb's TransactWrite) and how to read their failures."""
+
+from __future__ import annotations
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import config
+
+
+def transaction() -> TransactWrite:
+    return TransactWrite(connection=Connection(region=config.settings.region))
+
+
+def failed_conditions(exc: TransactWriteError) -> list[int]:
+    """Positions of the items whose condition failed (in the order they were added)."""
+    reasons = exc.cancellation_reasons or []
+    return [
+        i for i, r in enumerate(reasons) if r is not None and r.code == "ConditionalCheckFailed"
+    ]
+
+
+def lost_race(exc: TransactWriteError) -> bool:
+    """A condition failed or another transaction held an item: re-read and retry."""
+    return (
+        bool(failed_conditions(exc))
+        or exc.cause_response_code
+        in {
+            "TransactionConflictException",
+        }
+        or any(
+            r is not None and r.code == "TransactionConflict"
+            for r in (exc.cancellation_reasons or [])
+        )
+    )
