@@ -32,6 +32,15 @@ def registry():
     )
 
 
+@app.route("/api/v1/repository/{proxy+}", methods=["GET"], content_types=["*/*"])
+def management():
+    """Quay-style management API (tags with their expiry): chalicelib/endpoints/management.py."""
+    request = app.current_request
+    return routes.dispatch(
+        RegistryRequest.from_event(request.to_original_event(), request.raw_body), management=True
+    )
+
+
 # Read when `chalice deploy` imports this file: export them there (see README, Expiry).
 CLEANUP_RATE_MINUTES = int(os.environ.get("STRATUS_CLEANUP_RATE_MINUTES", "60"))
 TAGS_STREAM_ARN = os.environ.get("STRATUS_TAGS_STREAM_ARN")

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from chalice import Response
 
 from chalicelib import config
-from chalicelib.endpoints import blobs, catalog, manifests, referrers, tags, uploads
+from chalicelib.endpoints import (
+    blobs,
+    catalog,
+    management,
+    manifests,
+    referrers,
+    tags,
+    uploads,
+)
 from chalicelib.endpoints.http import API_VERSION_HEADER, RegistryRequest, json_response
 from chalicelib.errors import (
     NotFound,
@@ -78,13 +86,14 @@ ROUTES: tuple[Route, ...] = (
 
 CATALOG = re.compile(r"_catalog/?")
 
+# `/api/v1/repository/{proxy+}`: Quay's management API, as far as it exists here.
+MANAGEMENT_ROUTES: tuple[Route, ...] = (
+    Route("tags", re.compile(r"(?P<name>.+)/tag/?"), {"GET": management.list_repository_tags}),
+)
 
-def _resolve(request: RegistryRequest) -> Callable[[], Response]:
-    if CATALOG.fullmatch(request.path):
-        if request.method != "GET":
-            raise Unsupported({"method": request.method})
-        return lambda: catalog.list_repositories(request)
-    for route in ROUTES:
+
+def _resolve_in(routes: tuple[Route, ...], request: RegistryRequest) -> Callable[[], Response]:
+    for route in routes:
         match = route.pattern.fullmatch(request.path)
         if match is None:
             continue
@@ -96,7 +105,15 @@ def _resolve(request: RegistryRequest) -> Callable[[], Response]:
         params = match.groupdict()
         name = validate_name(params.pop("name"))
         return lambda: handler(request, name, **params)
-    raise NotFound({"path": "/v2/" + request.path})
+    raise NotFound({"path": request.path})
+
+
+def _resolve(request: RegistryRequest) -> Callable[[], Response]:
+    if CATALOG.fullmatch(request.path):
+        if request.method != "GET":
+            raise Unsupported({"method": request.method})
+        return lambda: catalog.list_repositories(request)
+    return _resolve_in(ROUTES, request)
 
 
 def _too_large(size: int | None, limit: int) -> PayloadTooLarge:
@@ -138,11 +155,16 @@ def _throttled(exc: Exception) -> bool:
     }
 
 
-def dispatch(request: RegistryRequest) -> Response:
+def dispatch(request: RegistryRequest, *, management: bool = False) -> Response:
     """Run the endpoint; every failure leaves here as the spec's error JSON."""
     try:
         _check_size(request)
-        response = _resolve(request)()
+        resolve = (
+            (lambda: _resolve_in(MANAGEMENT_ROUTES, request))
+            if management
+            else (lambda: _resolve(request))
+        )
+        response = resolve()()
     except RegistryError as error:
         return render_error(error)
     except Exception as exc:

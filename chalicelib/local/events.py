@@ -37,6 +37,10 @@ class HttpResponse:
         return None
 
 
+# The app's greedy routes (app.py): API Gateway hands everything below them to the app.
+PROXY_PREFIXES = ("/v2/", "/api/v1/repository/")
+
+
 def build_event(
     method: str, target: str, headers: list[tuple[str, str]], body: bytes
 ) -> dict[str, Any] | None:
@@ -45,10 +49,14 @@ def build_event(
     path = unquote(parts.path)
     if path in ("/v2", "/v2/"):
         resource, path_parameters = "/v2", None
-    elif path.startswith("/v2/"):
-        resource, path_parameters = "/v2/{proxy+}", {"proxy": path[len("/v2/") :]}
     else:
-        return None
+        for prefix in PROXY_PREFIXES:
+            if path.startswith(prefix) and len(path) > len(prefix):
+                resource = prefix + "{proxy+}"
+                path_parameters = {"proxy": path[len(prefix) :]}
+                break
+        else:
+            return None
     multi_query = parse_qs(parts.query, keep_blank_values=True) or None
     multi_headers: dict[str, list[str]] = {}
     for name, value in headers:

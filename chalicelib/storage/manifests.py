@@ -330,21 +330,35 @@ def delete_manifest(repository: str, digest: str) -> None:
 
 
 def list_tags(repository: str, after: str | None, limit: int) -> tuple[list[str], bool]:
-    """Up to `limit` tags after `after`, in the spec's order; True when more remain."""
+    """Up to `limit` live tags after `after`, in the spec's order; True when more remain."""
+    items, more = tag_page(repository, after, limit, attributes=["name"])
+    return [item.name for item in items], more
+
+
+def tag_page(
+    repository: str,
+    after: str | None,
+    limit: int,
+    *,
+    include_expired: bool = False,
+    attributes: list[str] | None = None,
+) -> tuple[list[TagModel], bool]:
+    """One page of tag items (one Query, more only where expired tags are skipped)."""
     start = None
     if after:
         start = {"repository": {"S": repository}, "sort_key": {"S": tag_sort_key(after)}}
+    live = TagModel.expires_at.does_not_exist() | (TagModel.expires_at > clock.now())
     query = TagModel.query(
         repository,
         limit=limit + 1,
         page_size=limit + 1,
         last_evaluated_key=start,
-        filter_condition=TagModel.expires_at.does_not_exist() | (TagModel.expires_at > clock.now()),
-        attributes_to_get=["name"],
+        filter_condition=None if include_expired else live,
+        attributes_to_get=attributes,
     )
-    names = []
+    items = []
     for item in query:
-        names.append(item.name)
-        if len(names) > limit:
+        items.append(item)
+        if len(items) > limit:
             break
-    return names[:limit], len(names) > limit
+    return items[:limit], len(items) > limit

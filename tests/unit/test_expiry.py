@@ -159,3 +159,32 @@ def test_referrers_tag_schema_index_expires_with_its_referrers(client: Client, c
     clock.advance(hours=1)
     assert client.get(f"/v2/org/app/manifests/{tag}").error_codes == ["TAG_EXPIRED"]
     assert client.get("/v2/org/app/tags/list").json()["tags"] == ["v1"]
+
+
+def test_management_tags_api_shows_each_tags_expiry(client: Client, clock) -> None:
+    push(client, "org/app", "temp", image(client, "org/app", annotation="2d", seed="t"))
+    push(client, "org/app", "stable", image(client, "org/app", seed="s"))
+    answer = client.get("/api/v1/repository/org/app/tag/")
+    assert answer.status == 200
+    tags = {t["name"]: t for t in answer.json()["tags"]}
+    assert tags["temp"]["end_ts"] == int(clock.now().timestamp()) + 2 * 86400
+    assert tags["temp"]["expired"] is False and "expiration" in tags["temp"]
+    assert "end_ts" not in tags["stable"]
+    clock.advance(days=3)
+    active = client.get("/api/v1/repository/org/app/tag/").json()["tags"]
+    assert [t["name"] for t in active] == ["stable"]
+    everything = client.get("/api/v1/repository/org/app/tag/?onlyActiveTags=false").json()
+    assert {t["name"]: t["expired"] for t in everything["tags"]} == {"stable": False, "temp": True}
+
+
+def test_management_tags_api_pages_and_rejects_bad_input(client: Client) -> None:
+    for i in range(3):
+        push(client, "org/app", f"t{i}", image(client, "org/app", seed=str(i)))
+    first = client.get("/api/v1/repository/org/app/tag/?limit=2").json()
+    assert ([t["name"] for t in first["tags"]], first["has_additional"]) == (["t0", "t1"], True)
+    rest = client.get("/api/v1/repository/org/app/tag/?limit=2&last=t1").json()
+    assert ([t["name"] for t in rest["tags"]], rest["has_additional"]) == (["t2"], False)
+    assert client.get("/api/v1/repository/org/app/tag/?limit=0").status == 400
+    assert client.get("/api/v1/repository/No/Such/tag/").error_codes == ["NAME_INVALID"]
+    assert client.get("/api/v1/repository/no/such/tag/").error_codes == ["NAME_UNKNOWN"]
+    assert client.get("/api/v1/repository/org/app/other").status == 404

@@ -1,0 +1,57 @@
+"""Management API (Quay's `/api/v1`): what the admin CLI reads.
+
+Read-only for now and, like the rest of local mode, open; the auth issue puts it behind
+admin credentials.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.utils import format_datetime
+
+from chalice import Response
+
+from chalicelib import clock
+from chalicelib.endpoints.http import RegistryRequest, json_response
+from chalicelib.errors import BadQuery, NameUnknown
+from chalicelib.registry.names import validate_tag
+from chalicelib.storage import manifests as store
+from chalicelib.storage import repositories
+
+MAX_LIMIT = 100
+
+
+def _timestamp(value: datetime | None) -> dict[str, object]:
+    return {} if value is None else {"ts": int(value.timestamp()), "rfc": format_datetime(value)}
+
+
+def list_repository_tags(request: RegistryRequest, name: str) -> Response:
+    """Tags with their expiry, like Quay's `GET /api/v1/repository/<name>/tag/`."""
+    raw_limit = request.param("limit") or "50"
+    if not raw_limit.isdigit() or not 0 < int(raw_limit) <= MAX_LIMIT:
+        raise BadQuery({"limit": raw_limit}, message=f"limit must be 1 to {MAX_LIMIT}")
+    last = request.param("last")
+    if last:
+        validate_tag(last)
+    active_only = (request.param("onlyActiveTags") or "true").lower() != "false"
+    items, more = store.tag_page(name, last, int(raw_limit), include_expired=not active_only)
+    if not items and not last and not repositories.exists(name):
+        raise NameUnknown({"name": name})
+    now = clock.now()
+    tags = []
+    for item in items:
+        entry: dict[str, object] = {
+            "name": item.name,
+            "manifest_digest": item.digest,
+            "media_type": item.media_type,
+            "size": int(item.size),
+            "start_ts": int(item.pushed_at.timestamp()),
+            "last_modified": format_datetime(item.pushed_at),
+            "expired": item.expires_at is not None and item.expires_at <= now,
+        }
+        expires = _timestamp(item.expires_at)
+        if expires:
+            entry["end_ts"] = expires["ts"]
+            entry["expiration"] = expires["rfc"]
+        tags.append(entry)
+    return json_response({"tags": tags, "has_additional": more})
