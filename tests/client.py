@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from chalicelib.local import events
-from tests.images import sha256
+from tests.images import OCI_MANIFEST, sha256
 
 Headers = dict[str, str] | list[tuple[str, str]] | None
 
@@ -77,6 +77,14 @@ class Client:
             headers={"Content-Type": media_type or "application/vnd.oci.image.manifest.v1+json"},
             body=body,
         )
+
+    def must_push(
+        self, repo: str, reference: str, body: bytes, media_type: str = OCI_MANIFEST
+    ) -> Response:
+        """Push a manifest that the test needs stored (fails the test otherwise)."""
+        answer = self.push_manifest(repo, reference, body, media_type)
+        assert answer.status == 201, answer.body
+        return answer
 
 
 def follow_blob(client: Client, repo: str, digest: str) -> bytes:

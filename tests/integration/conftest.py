@@ -112,6 +112,19 @@ def small_page_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Re
     _stop(started)
 
 
+def skopeo(*args: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run skopeo (required in CI); with `check`, fail the test on a non-zero exit."""
+    done = subprocess.run(
+        [require_tool("skopeo"), "--insecure-policy", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
 def require_tool(name: str) -> str:
     """CI must have the tool (it fails there without it); elsewhere the test is skipped."""
     path = shutil.which(name)

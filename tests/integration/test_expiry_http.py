@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.images import image_layout, make_image, random_layer
-from tests.integration.conftest import ROOT, Registry, require_tool
+from tests.integration.conftest import ROOT, Registry, skopeo
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +26,15 @@ def tag_info(registry: Registry, repo: str, tag: str, active_only: bool = True) 
     )
     assert answer.status_code == 200, answer.text
     return {t["name"]: t for t in answer.json()["tags"]}.get(tag, {})
+
+
+def push_image(registry: Registry, image, tmp_path: Path, ref: str) -> None:
+    skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        f"oci:{image_layout(tmp_path / 'src', image)}:latest",
+        f"docker://{registry.host}/{ref}",
+    )
 
 
 def test_oras_annotation_sets_expiry_shown_by_the_admin_cli(
@@ -63,43 +72,15 @@ def test_oras_annotation_sets_expiry_shown_by_the_admin_cli(
 
 
 def test_skopeo_pushed_image_label_sets_expiry(registry: Registry, tmp_path: Path) -> None:
-    tool = require_tool("skopeo")
     image = make_image([random_layer(1000, "label")], labels={"quay.expires-after": "20h"})
     pushed_at = time.time()
-    done = subprocess.run(
-        [
-            tool,
-            "--insecure-policy",
-            "copy",
-            "--dest-tls-verify=false",
-            f"oci:{image_layout(tmp_path / 'src', image)}:latest",
-            f"docker://{registry.host}/expiry/labelled:v1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    push_image(registry, image, tmp_path, "expiry/labelled:v1")
     assert abs(tag_info(registry, "expiry/labelled", "v1")["end_ts"] - (pushed_at + 20 * 3600)) < 60
 
 
 def test_negative_expiry_makes_the_tag_vanish_at_once(registry: Registry, tmp_path: Path) -> None:
-    tool = require_tool("skopeo")
     image = make_image([random_layer(1000, "gone")], labels={"quay.expires-after": "-1h"})
-    done = subprocess.run(
-        [
-            tool,
-            "--insecure-policy",
-            "copy",
-            "--dest-tls-verify=false",
-            f"oci:{image_layout(tmp_path / 'src', image)}:latest",
-            f"docker://{registry.host}/expiry/gone:v1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    push_image(registry, image, tmp_path, "expiry/gone:v1")
     answer = requests.get(f"{registry.url}/v2/expiry/gone/manifests/v1", timeout=10)
     assert answer.status_code == 404
     assert answer.json()["errors"][0]["code"] == "TAG_EXPIRED"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,13 @@ from tests.images import (
     random_layer,
     sha256,
 )
-from tests.integration.conftest import LIMIT, Registry, require_tool
+from tests.integration.conftest import LIMIT, Registry, skopeo
 
 pytestmark = pytest.mark.integration
 
 
-def skopeo(*args: str, timeout: int = 120) -> str:
-    tool = require_tool("skopeo")
-    done = subprocess.run(
-        [tool, "--insecure-policy", *args], capture_output=True, text=True, timeout=timeout
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+def skopeo_out(*args: str) -> str:
+    return skopeo(*args).stdout
 
 
 def push(layout: Path, registry: Registry, ref: str, *extra: str) -> None:
@@ -69,7 +63,7 @@ def test_skopeo_copies_a_multi_layer_image_in_and_out(registry: Registry, tmp_pa
     assert layout_blobs(pulled) == {
         sha256(b) for b in (image.manifest, image.config, *image.layers)
     }
-    raw = skopeo(
+    raw = skopeo_out(
         "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/skopeo/multi:v1"
     )
     assert raw.encode() == image.manifest
@@ -81,7 +75,7 @@ def test_skopeo_copies_a_multi_arch_index_with_all(registry: Registry, tmp_path:
     ]
     index = make_index(images, [("linux", "amd64"), ("linux", "arm64")])
     push(index_layout(tmp_path / "src", images, index), registry, "skopeo/multiarch:v1", "--all")
-    raw = skopeo(
+    raw = skopeo_out(
         "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/skopeo/multiarch:v1"
     )
     assert raw.encode() == index
@@ -126,7 +120,7 @@ def test_skopeo_lists_tags(registry: Registry, tmp_path: Path) -> None:
     for tag in ("v2", "v1", "latest"):
         push(layout, registry, f"skopeo/tags:{tag}")
     listed = json.loads(
-        skopeo("list-tags", "--tls-verify=false", f"docker://{registry.host}/skopeo/tags")
+        skopeo_out("list-tags", "--tls-verify=false", f"docker://{registry.host}/skopeo/tags")
     )
     assert listed["Tags"] == ["latest", "v1", "v2"]
 
@@ -145,19 +139,12 @@ def test_skopeo_push_over_the_stage_limit_is_refused_with_the_limit(
 ) -> None:
     """skopeo sends a layer in one PATCH: over the limit it fails, as through API Gateway."""
     image = make_image([random_layer(2 * 1024 * 1024, "too-big")])
-    tool = require_tool("skopeo")
-    done = subprocess.run(
-        [
-            tool,
-            "--insecure-policy",
-            "copy",
-            "--dest-tls-verify=false",
-            f"oci:{image_layout(tmp_path / 'src', image)}:latest",
-            f"docker://{limited_registry.host}/skopeo/big:v1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        f"oci:{image_layout(tmp_path / 'src', image)}:latest",
+        f"docker://{limited_registry.host}/skopeo/big:v1",
+        check=False,
     )
     assert done.returncode != 0
     # skopeo shows the user our OCI error, limit included

@@ -50,12 +50,6 @@ def image(
     return json.dumps(doc).encode()
 
 
-def push(client: Client, repo: str, ref: str, body: bytes, media_type: str = OCI_MANIFEST):
-    answer = client.push_manifest(repo, ref, body, media_type)
-    assert answer.status == 201, answer.body
-    return answer
-
-
 def object_exists(digest: str) -> bool:
     listed = boto3.client("s3").list_objects_v2(
         Bucket=config.settings.bucket, Prefix=blobs.object_key(digest)
@@ -68,7 +62,7 @@ def test_expired_tag_is_deleted_and_its_garbage_collected_after_the_grace_window
 ) -> None:
     layer = b"layer that will go"
     body = image(client, "org/app", layer, expires="1h")
-    push(client, "org/app", "temp", body)
+    client.must_push("org/app", "temp", body)
     clock.advance(hours=1)
     first = cleanup.run()
     assert first.tags_expired == 1
@@ -86,7 +80,7 @@ def test_expired_tag_is_deleted_and_its_garbage_collected_after_the_grace_window
 
 
 def test_a_second_cleanup_run_is_a_no_op(client: Client, clock) -> None:
-    push(client, "org/app", "temp", image(client, "org/app", b"l", expires="1s"))
+    client.must_push("org/app", "temp", image(client, "org/app", b"l", expires="1s"))
     clock.advance(seconds=GRACE.total_seconds() + 2)
     assert cleanup.run().manifests_deleted == 1
     again = cleanup.run()
@@ -97,7 +91,7 @@ def test_a_second_cleanup_run_is_a_no_op(client: Client, clock) -> None:
 def test_tagged_images_and_their_blobs_are_kept(client: Client, clock) -> None:
     layer = b"kept layer"
     body = image(client, "org/app", layer)
-    push(client, "org/app", "stable", body)
+    client.must_push("org/app", "stable", body)
     clock.advance(days=365)
     report = cleanup.run()
     assert (report.manifests_deleted, report.links_deleted, report.blobs_deleted) == (0, 0, 0)
@@ -106,8 +100,10 @@ def test_tagged_images_and_their_blobs_are_kept(client: Client, clock) -> None:
 
 def test_cleanup_keeps_blobs_shared_with_another_repository(client: Client, clock) -> None:
     shared = b"shared base layer"
-    push(client, "team/keep", "v1", image(client, "team/keep", shared, seed="keep"))
-    push(client, "team/drop", "v1", image(client, "team/drop", shared, expires="1h", seed="drop"))
+    client.must_push("team/keep", "v1", image(client, "team/keep", shared, seed="keep"))
+    client.must_push(
+        "team/drop", "v1", image(client, "team/drop", shared, expires="1h", seed="drop")
+    )
     clock.advance(hours=1, seconds=GRACE.total_seconds())
     report = cleanup.run()
     assert report.manifests_deleted == 1
@@ -117,8 +113,8 @@ def test_cleanup_keeps_blobs_shared_with_another_repository(client: Client, cloc
 
 def test_cleanup_keeps_blobs_shared_with_another_tag(client: Client, clock) -> None:
     shared = b"shared layer, two tags"
-    push(client, "org/app", "short", image(client, "org/app", shared, expires="1h", seed="a"))
-    push(client, "org/app", "long", image(client, "org/app", shared, seed="b"))
+    client.must_push("org/app", "short", image(client, "org/app", shared, expires="1h", seed="a"))
+    client.must_push("org/app", "long", image(client, "org/app", shared, seed="b"))
     clock.advance(hours=1, seconds=GRACE.total_seconds())
     report = cleanup.run()
     assert report.manifests_deleted == 1
@@ -128,7 +124,7 @@ def test_cleanup_keeps_blobs_shared_with_another_tag(client: Client, clock) -> N
 def test_index_keeps_its_children_and_referrers_follow_their_subject(client: Client, clock) -> None:
     children = [image(client, "org/multi", f"l{i}".encode(), seed=str(i)) for i in range(2)]
     for child in children:
-        push(client, "org/multi", sha256(child), child)
+        client.must_push("org/multi", sha256(child), child)
     index = json.dumps(
         {
             "schemaVersion": 2,
@@ -138,13 +134,13 @@ def test_index_keeps_its_children_and_referrers_follow_their_subject(client: Cli
             ],
         }
     ).encode()
-    push(client, "org/multi", "v1", index, OCI_INDEX)
+    client.must_push("org/multi", "v1", index, OCI_INDEX)
     signature = referrer_manifest(index, "application/vnd.example.sig")
-    push(client, "org/multi", sha256(signature), signature)
+    client.must_push("org/multi", sha256(signature), signature)
     orphan_subject = image(client, "org/multi", b"gone", seed="gone")
-    push(client, "org/multi", sha256(orphan_subject), orphan_subject)
+    client.must_push("org/multi", sha256(orphan_subject), orphan_subject)
     orphan_sig = referrer_manifest(orphan_subject, "application/vnd.example.sig")
-    push(client, "org/multi", sha256(orphan_sig), orphan_sig)
+    client.must_push("org/multi", sha256(orphan_sig), orphan_sig)
     clock.advance(seconds=GRACE.total_seconds() + 1)
     report = cleanup.run()
     remaining = {m.digest for m in ManifestModel.query("org/multi")}
@@ -157,7 +153,7 @@ def test_index_keeps_its_children_and_referrers_follow_their_subject(client: Cli
 def test_recently_pushed_untagged_manifests_survive_the_grace_window(client: Client, clock) -> None:
     """A multi-arch push uploads children by digest before the index that tags them."""
     child = image(client, "org/multi", b"child")
-    push(client, "org/multi", sha256(child), child)
+    client.must_push("org/multi", sha256(child), child)
     clock.advance(seconds=GRACE.total_seconds() - 60)
     assert cleanup.run().manifests_deleted == 0
     assert client.get(f"/v2/org/multi/manifests/{sha256(child)}").status == 200
@@ -165,7 +161,7 @@ def test_recently_pushed_untagged_manifests_survive_the_grace_window(client: Cli
 
 def test_dry_run_reports_and_deletes_nothing(client: Client, clock) -> None:
     body = image(client, "org/app", b"dry", expires="1h")
-    push(client, "org/app", "temp", body)
+    client.must_push("org/app", "temp", body)
     clock.advance(hours=1, seconds=GRACE.total_seconds())
     report = cleanup.run(dry_run=True)
     assert report.dry_run and report.tags_expired == 1 and report.manifests_deleted == 1
@@ -194,7 +190,7 @@ def test_tag_removed_by_dynamodb_ttl_leaves_its_manifests_tag_set(client: Client
     from chalicelib.registry.names import tag_sort_key
 
     body = image(client, "org/app", b"ttl")
-    push(client, "org/app", "gone", body)
+    client.must_push("org/app", "gone", body)
     TagModel("org/app", tag_sort_key("gone")).delete()
     record = {
         "eventName": "REMOVE",
@@ -210,7 +206,7 @@ def test_tag_removed_by_dynamodb_ttl_leaves_its_manifests_tag_set(client: Client
     assert ManifestModel.get("org/app", sha256(body)).tags is None
     assert cleanup.handle_tag_stream([record]) == 1  # idempotent
     # a tag pushed again meanwhile is left alone
-    push(client, "org/app", "gone", body)
+    client.must_push("org/app", "gone", body)
     assert cleanup.handle_tag_stream([record]) == 0
     assert ManifestModel.get("org/app", sha256(body)).tags == {"gone"}
 
@@ -218,7 +214,7 @@ def test_tag_removed_by_dynamodb_ttl_leaves_its_manifests_tag_set(client: Client
 def test_scheduled_handler_emits_metrics_and_returns_the_report(
     client: Client, clock, capsys
 ) -> None:
-    push(client, "org/app", "temp", image(client, "org/app", b"m", expires="1s"))
+    client.must_push("org/app", "temp", image(client, "org/app", b"m", expires="1s"))
     clock.advance(seconds=2)
     summary = cleanup.handle_schedule()
     assert summary["tags_expired"] == 1
@@ -273,7 +269,7 @@ def test_push_that_touched_a_link_first_wins_over_cleanup(
     real_collect_links = cleanup._collect_links
 
     def push_then_collect(cutoff, used, report):
-        push(client, "org/app", "v1", body)  # lands after the manifest scan
+        client.must_push("org/app", "v1", body)  # lands after the manifest scan
         return real_collect_links(cutoff, used, report)
 
     monkeypatch.setattr(cleanup, "_collect_links", push_then_collect)

@@ -41,12 +41,6 @@ def image(
     return json.dumps(doc).encode()
 
 
-def push(client: Client, repo: str, ref: str, body: bytes, media_type: str = OCI_MANIFEST):
-    answer = client.push_manifest(repo, ref, body, media_type)
-    assert answer.status == 201, answer.body
-    return answer
-
-
 def ttl_attribute(repo: str, tag: str) -> int | None:
     """The raw DynamoDB attribute DynamoDB's TTL reads: epoch seconds."""
     from chalicelib.registry.names import tag_sort_key
@@ -59,14 +53,14 @@ def ttl_attribute(repo: str, tag: str) -> int | None:
 
 
 def test_annotation_sets_the_tags_ttl_to_push_time_plus_duration(client: Client, clock) -> None:
-    push(client, "org/app", "v1", image(client, "org/app", annotation="2d"))
+    client.must_push("org/app", "v1", image(client, "org/app", annotation="2d"))
     assert ttl_attribute("org/app", "v1") == int(clock.now().timestamp()) + 2 * 86400
 
 
 def test_expired_tag_is_404_tag_expired_before_any_cleanup(client: Client, clock) -> None:
     body = image(client, "org/app", annotation="2d")
-    push(client, "org/app", "v1", body)
-    push(client, "org/app", "keep", image(client, "org/app", seed="other"))
+    client.must_push("org/app", "v1", body)
+    client.must_push("org/app", "keep", image(client, "org/app", seed="other"))
     clock.advance(days=2, seconds=-1)
     assert client.get("/v2/org/app/manifests/v1").status == 200
     clock.advance(seconds=1)
@@ -80,33 +74,33 @@ def test_expired_tag_is_404_tag_expired_before_any_cleanup(client: Client, clock
 
 
 def test_config_label_sets_expiry_for_an_image(client: Client, clock) -> None:
-    push(client, "org/app", "v1", image(client, "org/app", label="20h"))
+    client.must_push("org/app", "v1", image(client, "org/app", label="20h"))
     clock.advance(hours=20)
     assert client.get("/v2/org/app/manifests/v1").error_codes == ["TAG_EXPIRED"]
 
 
 def test_annotation_wins_over_the_config_label(client: Client, clock) -> None:
-    push(client, "org/app", "v1", image(client, "org/app", annotation="1h", label="20h"))
+    client.must_push("org/app", "v1", image(client, "org/app", annotation="1h", label="20h"))
     clock.advance(hours=1)
     assert client.get("/v2/org/app/manifests/v1").status == 404
 
 
 def test_repushing_the_tag_without_expiry_clears_it(client: Client, clock) -> None:
-    push(client, "org/app", "v1", image(client, "org/app", annotation="1h"))
-    push(client, "org/app", "v1", image(client, "org/app", seed="no-expiry"))
+    client.must_push("org/app", "v1", image(client, "org/app", annotation="1h"))
+    client.must_push("org/app", "v1", image(client, "org/app", seed="no-expiry"))
     assert ttl_attribute("org/app", "v1") is None
     clock.advance(days=30)
     assert client.get("/v2/org/app/manifests/v1").status == 200
 
 
 def test_negative_expiry_expires_the_tag_at_once(client: Client, clock) -> None:
-    push(client, "org/app", "v1", image(client, "org/app", annotation="-1h"))
+    client.must_push("org/app", "v1", image(client, "org/app", annotation="-1h"))
     assert client.get("/v2/org/app/manifests/v1").error_codes == ["TAG_EXPIRED"]
 
 
 def test_zero_or_unparsable_expiry_means_the_tag_never_expires(client: Client, clock) -> None:
     for tag, value in (("zero", "0h"), ("never", "never"), ("junk", "2x")):
-        push(client, "org/app", tag, image(client, "org/app", annotation=value, seed=tag))
+        client.must_push("org/app", tag, image(client, "org/app", annotation=value, seed=tag))
         assert ttl_attribute("org/app", tag) is None
     clock.advance(weeks=520)
     assert client.get("/v2/org/app/tags/list").json()["tags"] == ["junk", "never", "zero"]
@@ -129,9 +123,9 @@ def test_index_expires_when_all_children_carry_the_same_value(client: Client, cl
     same = [image(client, "org/multi", annotation="3d", seed=s) for s in ("a", "b")]
     mixed = [image(client, "org/multi", annotation=v, seed=v) for v in ("3d", "5d")]
     for child in same + mixed:
-        push(client, "org/multi", sha256(child), child)
-    push(client, "org/multi", "same", index_of(same), OCI_INDEX)
-    push(client, "org/multi", "mixed", index_of(mixed), OCI_INDEX)
+        client.must_push("org/multi", sha256(child), child)
+    client.must_push("org/multi", "same", index_of(same), OCI_INDEX)
+    client.must_push("org/multi", "mixed", index_of(mixed), OCI_INDEX)
     clock.advance(days=3)
     assert client.get("/v2/org/multi/manifests/same").status == 404
     assert client.get("/v2/org/multi/manifests/mixed").status == 200
@@ -140,10 +134,10 @@ def test_index_expires_when_all_children_carry_the_same_value(client: Client, cl
 def test_referrers_tag_schema_index_expires_with_its_referrers(client: Client, clock) -> None:
     """A `sha256-<hex>` index whose referrers all expire in 1h expires with them."""
     subject = image(client, "org/app", seed="subject")
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     referrers = [image(client, "org/app", annotation="1h", seed=f"sig{i}") for i in range(2)]
     for body in referrers:
-        push(client, "org/app", sha256(body), body)
+        client.must_push("org/app", sha256(body), body)
     tag = sha256(subject).replace(":", "-")
     fallback = json.dumps(
         {
@@ -154,7 +148,7 @@ def test_referrers_tag_schema_index_expires_with_its_referrers(client: Client, c
             ],
         }
     ).encode()
-    push(client, "org/app", tag, fallback, OCI_INDEX)
+    client.must_push("org/app", tag, fallback, OCI_INDEX)
     assert client.get(f"/v2/org/app/manifests/{tag}").status == 200
     clock.advance(hours=1)
     assert client.get(f"/v2/org/app/manifests/{tag}").error_codes == ["TAG_EXPIRED"]
@@ -162,8 +156,8 @@ def test_referrers_tag_schema_index_expires_with_its_referrers(client: Client, c
 
 
 def test_management_tags_api_shows_each_tags_expiry(client: Client, clock) -> None:
-    push(client, "org/app", "temp", image(client, "org/app", annotation="2d", seed="t"))
-    push(client, "org/app", "stable", image(client, "org/app", seed="s"))
+    client.must_push("org/app", "temp", image(client, "org/app", annotation="2d", seed="t"))
+    client.must_push("org/app", "stable", image(client, "org/app", seed="s"))
     answer = client.get("/api/v1/repository/org/app/tag/")
     assert answer.status == 200
     tags = {t["name"]: t for t in answer.json()["tags"]}
@@ -179,7 +173,7 @@ def test_management_tags_api_shows_each_tags_expiry(client: Client, clock) -> No
 
 def test_management_tags_api_pages_and_rejects_bad_input(client: Client) -> None:
     for i in range(3):
-        push(client, "org/app", f"t{i}", image(client, "org/app", seed=str(i)))
+        client.must_push("org/app", f"t{i}", image(client, "org/app", seed=str(i)))
     first = client.get("/api/v1/repository/org/app/tag/?limit=2").json()
     assert ([t["name"] for t in first["tags"]], first["has_additional"]) == (["t0", "t1"], True)
     rest = client.get("/api/v1/repository/org/app/tag/?limit=2&last=t1").json()

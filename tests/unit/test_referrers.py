@@ -21,12 +21,6 @@ SBOM = "application/vnd.example.sbom.v1"
 SIG = "application/vnd.example.signature.v1"
 
 
-def push(client: Client, repo: str, ref: str, body: bytes, media_type: str = OCI_MANIFEST):
-    answer = client.push_manifest(repo, ref, body, media_type)
-    assert answer.status == 201, answer.body
-    return answer
-
-
 def referrers(client: Client, repo: str, subject: bytes, query: str = ""):
     answer = client.get(f"/v2/{repo}/referrers/{sha256(subject)}{query}")
     assert answer.status == 200, answer.body
@@ -38,22 +32,22 @@ def referrers(client: Client, repo: str, subject: bytes, query: str = ""):
 
 def test_push_with_subject_answers_oci_subject_header(client: Client) -> None:
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
-    answer = push(client, "org/app", "sbom", referrer_manifest(subject, SBOM))
+    client.must_push("org/app", "v1", subject)
+    answer = client.must_push("org/app", "sbom", referrer_manifest(subject, SBOM))
     assert answer.header("OCI-Subject") == sha256(subject)
 
 
 def test_push_without_subject_has_no_oci_subject_header(client: Client) -> None:
-    assert push(client, "org/app", "v1", subject_manifest()).header("OCI-Subject") is None
+    assert client.must_push("org/app", "v1", subject_manifest()).header("OCI-Subject") is None
 
 
 def test_referrers_lists_descriptors_with_artifact_type_and_annotations(client: Client) -> None:
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     sbom = referrer_manifest(subject, SBOM, {"org.example.format": "spdx"})
     sig = referrer_manifest(subject, SIG, {"org.example.key": "abc"})
     for body in (sbom, sig):
-        push(client, "org/app", sha256(body), body)
+        client.must_push("org/app", sha256(body), body)
     _, listed = referrers(client, "org/app", subject)
     assert sorted(listed, key=lambda d: d["digest"]) == sorted(
         [
@@ -80,26 +74,26 @@ def test_referrer_without_artifact_type_is_listed_with_its_config_media_type(
     client: Client,
 ) -> None:
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     body = referrer_manifest(subject, None, config_type="application/vnd.example.config.v1+json")
-    push(client, "org/app", sha256(body), body)
+    client.must_push("org/app", sha256(body), body)
     _, listed = referrers(client, "org/app", subject)
     assert listed[0]["artifactType"] == "application/vnd.example.config.v1+json"
 
 
 def test_index_referrer_without_artifact_type_omits_it(client: Client) -> None:
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     child = subject_manifest("child")
-    push(client, "org/app", sha256(child), child)
+    client.must_push("org/app", sha256(child), child)
     index = referrer_index(subject, [child], None)
-    push(client, "org/app", sha256(index), index, OCI_INDEX)
+    client.must_push("org/app", sha256(index), index, OCI_INDEX)
     _, listed = referrers(client, "org/app", subject)
     assert listed == [{"mediaType": OCI_INDEX, "digest": sha256(index), "size": len(index)}]
 
 
 def test_referrers_of_a_digest_nothing_refers_to_is_an_empty_index(client: Client) -> None:
-    push(client, "org/app", "v1", subject_manifest())
+    client.must_push("org/app", "v1", subject_manifest())
     answer, listed = referrers(client, "org/app", b"nothing points here")
     assert listed == []
     assert answer.header("Link") is None
@@ -107,13 +101,13 @@ def test_referrers_of_a_digest_nothing_refers_to_is_an_empty_index(client: Clien
 
 def test_referrers_filter_by_artifact_type_sets_filters_applied(client: Client) -> None:
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     bodies = {
         t: referrer_manifest(subject, t, {"n": str(i)})
         for i, t in enumerate((SBOM, SIG, SBOM + ".extra"))
     }
     for body in bodies.values():
-        push(client, "org/app", sha256(body), body)
+        client.must_push("org/app", sha256(body), body)
     answer, listed = referrers(client, "org/app", subject, f"?artifactType={SBOM}")
     assert answer.header("OCI-Filters-Applied") == "artifactType"
     assert [d["digest"] for d in listed] == [sha256(bodies[SBOM])]
@@ -124,11 +118,11 @@ def test_referrers_filter_by_artifact_type_sets_filters_applied(client: Client) 
 def test_referrer_pushed_before_its_subject_is_accepted_and_listed(client: Client) -> None:
     subject = subject_manifest("later")
     referrer = referrer_manifest(subject, SBOM)
-    answer = push(client, "org/app", sha256(referrer), referrer)
+    answer = client.must_push("org/app", sha256(referrer), referrer)
     assert answer.header("OCI-Subject") == sha256(subject)
     _, listed = referrers(client, "org/app", subject)
     assert [d["digest"] for d in listed] == [sha256(referrer)]
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     _, listed = referrers(client, "org/app", subject)
     assert [d["digest"] for d in listed] == [sha256(referrer)]
 
@@ -147,7 +141,7 @@ def index_referrers(repo: str, bodies: list[bytes]) -> None:
 
 def test_a_thousand_referrers_are_paginated_with_link_headers(client: Client) -> None:
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     bodies = [
         referrer_manifest(subject, SBOM if i % 2 else SIG, {"i": str(i)}) for i in range(1000)
     ]
@@ -182,10 +176,10 @@ def test_a_thousand_referrers_are_paginated_with_link_headers(client: Client) ->
 
 def test_deleting_a_referrer_removes_it_from_the_index(client: Client) -> None:
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     keep, drop = referrer_manifest(subject, SBOM), referrer_manifest(subject, SIG)
     for body in (keep, drop):
-        push(client, "org/app", sha256(body), body)
+        client.must_push("org/app", sha256(body), body)
     assert client.delete(f"/v2/org/app/manifests/{sha256(drop)}").status == 202
     _, listed = referrers(client, "org/app", subject)
     assert [d["digest"] for d in listed] == [sha256(keep)]
@@ -194,9 +188,9 @@ def test_deleting_a_referrer_removes_it_from_the_index(client: Client) -> None:
 def test_deleting_the_subject_leaves_its_referrers_listed(client: Client) -> None:
     """Our rule: referrers outlive their subject until deleted or garbage-collected."""
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     referrer = referrer_manifest(subject, SBOM)
-    push(client, "org/app", sha256(referrer), referrer)
+    client.must_push("org/app", sha256(referrer), referrer)
     assert client.delete(f"/v2/org/app/manifests/{sha256(subject)}").status == 202
     _, listed = referrers(client, "org/app", subject)
     assert [d["digest"] for d in listed] == [sha256(referrer)]
@@ -206,15 +200,15 @@ def test_deleting_the_subject_leaves_its_referrers_listed(client: Client) -> Non
 def test_referrers_are_per_repository(client: Client) -> None:
     subject = subject_manifest()
     for repo in ("org/one", "org/two"):
-        push(client, repo, "v1", subject)
+        client.must_push(repo, "v1", subject)
     referrer = referrer_manifest(subject, SBOM)
-    push(client, "org/one", sha256(referrer), referrer)
+    client.must_push("org/one", sha256(referrer), referrer)
     _, listed = referrers(client, "org/two", subject)
     assert listed == []
 
 
 def test_referrers_with_malformed_digest_is_400(client: Client) -> None:
-    push(client, "org/app", "v1", subject_manifest())
+    client.must_push("org/app", "v1", subject_manifest())
     answer = client.get("/v2/org/app/referrers/sha256:nope")
     assert answer.status == 400
     assert answer.error_codes == ["DIGEST_INVALID"]
@@ -231,9 +225,9 @@ def test_with_the_feature_off_referrers_is_404_and_pushes_lack_oci_subject(
 ) -> None:
     settings(referrers_api=False)
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     referrer = referrer_manifest(subject, SBOM)
-    answer = push(client, "org/app", sha256(referrer), referrer)
+    answer = client.must_push("org/app", sha256(referrer), referrer)
     assert answer.header("OCI-Subject") is None
     assert client.get(f"/v2/org/app/referrers/{sha256(subject)}").status == 404
     # switched on later, manifests pushed meanwhile are listed ("Enabling the Referrers API")
@@ -245,9 +239,9 @@ def test_with_the_feature_off_referrers_is_404_and_pushes_lack_oci_subject(
 def test_referrers_tag_schema_index_works_beside_the_api(client: Client) -> None:
     """A client maintaining `sha256-<hex>` itself (spec "Referrers Tag Schema")."""
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     referrer = referrer_manifest(subject, SBOM, {"k": "v"})
-    push(client, "org/app", sha256(referrer), referrer)
+    client.must_push("org/app", sha256(referrer), referrer)
     tag = sha256(subject).replace(":", "-")
     fallback = json.dumps(
         {
@@ -264,7 +258,7 @@ def test_referrers_tag_schema_index_works_beside_the_api(client: Client) -> None
             ],
         }
     ).encode()
-    push(client, "org/app", tag, fallback, OCI_INDEX)
+    client.must_push("org/app", tag, fallback, OCI_INDEX)
     assert client.get(f"/v2/org/app/manifests/{tag}").body == fallback
     _, listed = referrers(client, "org/app", subject)
     assert [d["digest"] for d in listed] == [sha256(referrer)]  # the tag index is no referrer
@@ -272,10 +266,10 @@ def test_referrers_tag_schema_index_works_beside_the_api(client: Client) -> None
 
 def test_large_referrer_annotations_are_listed_from_the_manifest(client: Client) -> None:
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     annotations = {"big": "x" * 100_000}
     body = referrer_manifest(subject, SBOM, annotations)
-    push(client, "org/app", sha256(body), body)
+    client.must_push("org/app", sha256(body), body)
     _, listed = referrers(client, "org/app", subject)
     assert listed[0]["annotations"] == annotations
 
@@ -286,9 +280,9 @@ def test_empty_type_constant_is_the_oci_empty_media_type() -> None:
 
 def test_artifact_type_filter_with_an_unencoded_plus_still_matches(client: Client) -> None:
     subject = subject_manifest()
-    push(client, "org/app", "v1", subject)
+    client.must_push("org/app", "v1", subject)
     body = referrer_manifest(subject, "application/vnd.example.sig.v1+json")
-    push(client, "org/app", sha256(body), body)
+    client.must_push("org/app", sha256(body), body)
     for query in (
         "?artifactType=application/vnd.example.sig.v1+json",
         "?artifactType=application%2Fvnd.example.sig.v1%2Bjson",
