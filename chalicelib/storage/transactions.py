@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
@@ -9,8 +11,14 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import config
 
 
+@cache
+def _connection() -> Connection:
+    """One per container: a new Connection builds a new botocore client (~0.2 s each)."""
+    return Connection(region=config.settings.region)
+
+
 def transaction() -> TransactWrite:
-    return TransactWrite(connection=Connection(region=config.settings.region))
+    return TransactWrite(connection=_connection())
 
 
 def failed_conditions(exc: TransactWriteError) -> list[int]:
