@@ -42,6 +42,9 @@ class Settings:
     referrers_api: bool
     referrers_page_size: int
     blob_objects_table: str
+    # The `_stratus` direct-to-S3 upload extension, and how long its part URLs live.
+    direct_uploads: bool
+    direct_url_seconds: int
     # Garbage collection takes nothing touched more recently than this.
     gc_grace_seconds: int
 
@@ -65,6 +68,8 @@ def load() -> Settings:
         referrers_api=_flag("FEATURE_REFERRERS_API", True),
         referrers_page_size=_int("STRATUS_REFERRERS_PAGE_SIZE", 250),
         blob_objects_table=os.environ.get("STRATUS_BLOB_OBJECTS_TABLE", prefix + "blob-objects"),
+        direct_uploads=_flag("STRATUS_DIRECT_UPLOADS", True),
+        direct_url_seconds=_int("STRATUS_DIRECT_URL_SECONDS", 3600),
         gc_grace_seconds=_int("STRATUS_GC_GRACE_SECONDS", 24 * 3600),
     )
 

@@ -19,6 +19,7 @@ from chalicelib import config
 from chalicelib.endpoints import (
     blobs,
     catalog,
+    extensions,
     management,
     manifests,
     referrers,
@@ -78,6 +79,21 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("end-8a end-8b", re.compile(r"(?P<name>.+)/tags/list"), {"GET": tags.list_tags}),
     Route(
+        "_oci discover",
+        re.compile(r"(?P<name>.+)/_oci/ext/discover"),
+        {"GET": extensions.discover},
+    ),
+    Route(
+        "_stratus direct uploads",
+        re.compile(r"(?P<name>.+)/_stratus/direct/uploads/?"),
+        {"POST": extensions.start},
+    ),
+    Route(
+        "_stratus direct upload",
+        re.compile(r"(?P<name>.+)/_stratus/direct/uploads/(?P<upload_id>[^/]+)"),
+        {"GET": extensions.parts, "PUT": extensions.complete, "DELETE": extensions.cancel},
+    ),
+    Route(
         "end-12a end-12b",
         re.compile(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)"),
         {"GET": referrers.list_referrers},
@@ -85,6 +101,7 @@ ROUTES: tuple[Route, ...] = (
 )
 
 CATALOG = re.compile(r"_catalog/?")
+DISCOVER = re.compile(r"_oci/ext/discover")
 
 # `/api/v1/repository/{proxy+}`: Quay's management API, as far as it exists here.
 MANAGEMENT_ROUTES: tuple[Route, ...] = (
@@ -109,6 +126,8 @@ def _resolve_in(routes: tuple[Route, ...], request: RegistryRequest) -> Callable
 
 
 def _resolve(request: RegistryRequest) -> Callable[[], Response]:
+    if DISCOVER.fullmatch(request.path) and request.method == "GET":
+        return lambda: extensions.discover_registry(request)
     if CATALOG.fullmatch(request.path):
         if request.method != "GET":
             raise Unsupported({"method": request.method})
@@ -121,9 +140,13 @@ def _too_large(size: int | None, limit: int) -> PayloadTooLarge:
         {
             "limit": limit,
             "size": size,
-            "hint": "send the blob in chunks (PATCH) no larger than the limit",
+            "hint": (
+                f"upload in chunks (PATCH) of at most {limit} bytes, or push large layers "
+                "straight to S3 with `stratus push` (the _stratus/direct/uploads extension)"
+            ),
         },
-        message=f"request body exceeds this stage's limit of {limit} bytes",
+        message=f"request body exceeds this stage's limit of {limit} bytes; upload in "
+        "chunks or with `stratus push`",
     )
 
 

@@ -6,6 +6,7 @@ import re
 
 from chalice import Response
 
+from chalicelib import config
 from chalicelib.endpoints.http import RegistryRequest, empty
 from chalicelib.errors import BlobUploadInvalid, DigestInvalid, RangeNotSatisfiable
 from chalicelib.registry.digests import Digest, is_supported, parse_digest
@@ -17,7 +18,7 @@ from chalicelib.storage import uploads as sessions
 _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
 
-def _digest_param(request: RegistryRequest) -> Digest:
+def digest_param(request: RegistryRequest) -> Digest:
     value = request.param("digest")
     if not value:
         raise DigestInvalid(message="the digest query parameter is required")
@@ -35,11 +36,18 @@ def _created(name: str, blob: blobs.Blob) -> Response:
 
 
 def _session_headers(session) -> dict[str, str]:
-    return {
+    headers = {
         "Location": sessions.location(session),
         "Range": sessions.range_header(session),
         "Docker-Upload-UUID": session.upload_id,
     }
+    # Chunks of any size work (small ones are merged into S3 parts), but chunks of at least
+    # an S3 part save the registry re-reading its buffer. The maximum is the stage's limit.
+    limit = config.settings.max_request_bytes
+    headers["OCI-Chunk-Min-Length"] = str(min(sessions.PART_MIN, limit or sessions.PART_MIN))
+    if limit:
+        headers["OCI-Chunk-Max-Length"] = str(limit)
+    return headers
 
 
 def _chunk_start(request: RegistryRequest) -> int | None:
@@ -91,26 +99,26 @@ def start(request: RegistryRequest, name: str) -> Response:
         if mounted is not None:
             return _created(name, mounted)
     elif request.param("digest") is not None:
-        blob = sessions.put_monolithic(name, request.body, _digest_param(request))
+        blob = sessions.put_monolithic(name, request.body, digest_param(request))
         return _created(name, blob)
     session = sessions.start(name)
     return empty(202, _session_headers(session))
 
 
 def status(request: RegistryRequest, name: str, upload_id: str) -> Response:
-    session = sessions.load(name, upload_id)
+    session = sessions.load_chunked(name, upload_id)
     return empty(204, _session_headers(session))
 
 
 def patch(request: RegistryRequest, name: str, upload_id: str) -> Response:
-    session = sessions.load(name, upload_id)
+    session = sessions.load_chunked(name, upload_id)
     session = sessions.append(session, request.body, _chunk_start(request))
     return empty(202, _session_headers(session))
 
 
 def finish(request: RegistryRequest, name: str, upload_id: str) -> Response:
-    digest = _digest_param(request)
-    session = sessions.load(name, upload_id)
+    digest = digest_param(request)
+    session = sessions.load_chunked(name, upload_id)
     start_at = _chunk_start(request) if request.body else None
     if start_at is not None and start_at != int(session.offset):
         raise RangeNotSatisfiable({"expected_start": int(session.offset), "got_start": start_at})
@@ -119,5 +127,5 @@ def finish(request: RegistryRequest, name: str, upload_id: str) -> Response:
 
 
 def cancel(request: RegistryRequest, name: str, upload_id: str) -> Response:
-    sessions.cancel(sessions.load(name, upload_id))
+    sessions.cancel(sessions.load_chunked(name, upload_id))
     return empty(204)

@@ -169,6 +169,10 @@ class UploadModel(Model):
 
     upload_id = UnicodeAttribute(hash_key=True)
     repository = UnicodeAttribute()
+    # "chunked" (PATCH/PUT through the registry) or "direct" (parts straight to S3).
+    kind = UnicodeAttribute(default="chunked")
+    declared_size = NumberAttribute(null=True)
+    part_size = NumberAttribute(null=True)
     offset = NumberAttribute(default=0)
     hash_state = BinaryAttribute(legacy_encoding=False)
     multipart_id = UnicodeAttribute(null=True)

@@ -18,7 +18,12 @@ from datetime import timedelta
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import config
-from chalicelib.errors import BlobUploadUnknown, DigestInvalid, RangeNotSatisfiable
+from chalicelib.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeNotSatisfiable,
+)
 from chalicelib.registry.digests import Digest, ResumableHash
 from chalicelib.storage import aws, blobs
 from chalicelib.storage.models import PartAttribute, UploadModel
@@ -31,7 +36,7 @@ def _prefix(upload_id: str) -> str:
     return f"uploads/{upload_id}/"
 
 
-def _data_key(upload_id: str) -> str:
+def data_key(upload_id: str) -> str:
     return _prefix(upload_id) + "data"
 
 
@@ -50,6 +55,16 @@ def start(repository: str) -> UploadModel:
         expires_at=timedelta(seconds=config.settings.upload_ttl_seconds),
     )
     session.save()
+    return session
+
+
+def load_chunked(repository: str, upload_id: str) -> UploadModel:
+    """A session for PATCH/PUT; direct uploads have their own endpoints."""
+    session = load(repository, upload_id)
+    if session.kind == "direct":
+        raise BlobUploadInvalid(
+            {"upload": upload_id}, message="a direct upload is completed with its own endpoint"
+        )
     return session
 
 
@@ -83,7 +98,7 @@ def _upload_parts(session: UploadModel, data: bytes, parts: list[PartAttribute])
     bucket = config.settings.bucket
     multipart_id = session.multipart_id
     if not multipart_id:
-        created = s3.create_multipart_upload(Bucket=bucket, Key=_data_key(session.upload_id))
+        created = s3.create_multipart_upload(Bucket=bucket, Key=data_key(session.upload_id))
         multipart_id = created["UploadId"]
     pieces = max(1, math.ceil(len(data) / PART_MAX))
     step = math.ceil(len(data) / pieces)
@@ -92,7 +107,7 @@ def _upload_parts(session: UploadModel, data: bytes, parts: list[PartAttribute])
         number = len(parts) + 1
         answer = s3.upload_part(
             Bucket=bucket,
-            Key=_data_key(session.upload_id),
+            Key=data_key(session.upload_id),
             UploadId=multipart_id,
             PartNumber=number,
             Body=piece,
@@ -190,7 +205,7 @@ def finish(session: UploadModel, data: bytes, expected: Digest) -> blobs.Blob:
             number = len(parts) + 1
             answer = s3.upload_part(
                 Bucket=bucket,
-                Key=_data_key(session.upload_id),
+                Key=data_key(session.upload_id),
                 UploadId=session.multipart_id,
                 PartNumber=number,
                 Body=tail,
@@ -198,7 +213,7 @@ def finish(session: UploadModel, data: bytes, expected: Digest) -> blobs.Blob:
             parts.append(PartAttribute(number=number, etag=answer["ETag"], size=len(tail)))
         s3.complete_multipart_upload(
             Bucket=bucket,
-            Key=_data_key(session.upload_id),
+            Key=data_key(session.upload_id),
             UploadId=session.multipart_id,
             MultipartUpload={
                 "Parts": [{"PartNumber": int(p.number), "ETag": p.etag} for p in parts]
@@ -208,7 +223,7 @@ def finish(session: UploadModel, data: bytes, expected: Digest) -> blobs.Blob:
             session.repository,
             digest,
             size,
-            lambda: blobs.copy_object(_data_key(session.upload_id), digest, size),
+            lambda: blobs.copy_object(data_key(session.upload_id), digest, size),
         )
     _discard(session, abort_multipart=False)
     return blob
@@ -234,13 +249,13 @@ def _discard(session: UploadModel, *, abort_multipart: bool) -> None:
     bucket = config.settings.bucket
     if abort_multipart and session.multipart_id:
         s3.abort_multipart_upload(
-            Bucket=bucket, Key=_data_key(session.upload_id), UploadId=session.multipart_id
+            Bucket=bucket, Key=data_key(session.upload_id), UploadId=session.multipart_id
         )
     # Only the keys the session knows; objects orphaned by a lost race are left to the
     # bucket's lifecycle rule and the cleanup sweeper, keeping this off a List call.
     keys = [k for k in (session.buffer_key,) if k]
     if session.multipart_id:
-        keys.append(_data_key(session.upload_id))
+        keys.append(data_key(session.upload_id))
     if keys:
         s3.delete_objects(
             Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
