@@ -79,9 +79,12 @@ LIMIT = 1024 * 1024
 
 @pytest.fixture(scope="session")
 def limited_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """The local registry with a body limit on, as an AWS stage has (scaled down)."""
+    """The local registry with a body limit on, as an AWS stage has (scaled down), and no
+    direct-upload extension: what a client meets on a registry that is not Stratus."""
     started = _start(
-        tmp_path_factory.mktemp("limited"), "limited", {"STRATUS_MAX_REQUEST_BYTES": str(LIMIT)}
+        tmp_path_factory.mktemp("limited"),
+        "limited",
+        {"STRATUS_MAX_REQUEST_BYTES": str(LIMIT), "STRATUS_DIRECT_UPLOADS": "0"},
     )
     yield started
     _stop(started)
