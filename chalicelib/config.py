@@ -30,6 +30,8 @@ class Settings:
     # Largest request body a handler accepts; 0 means no limit (local default).
     # AWS stages set what API Gateway + Lambda can carry (about 4.5 MB of binary body).
     max_request_bytes: int
+    # API Gateway answers 504 after 29 s; the local server does the same when this is set.
+    request_timeout_seconds: float
     # Manifests up to this size live inline in DynamoDB items; larger ones in S3.
     inline_manifest_bytes: int
     max_manifest_bytes: int
@@ -60,6 +62,7 @@ def load() -> Settings:
         blobs_table=os.environ.get("STRATUS_BLOBS_TABLE", prefix + "blobs"),
         uploads_table=os.environ.get("STRATUS_UPLOADS_TABLE", prefix + "uploads"),
         max_request_bytes=_int("STRATUS_MAX_REQUEST_BYTES", 0),
+        request_timeout_seconds=float(os.environ.get("STRATUS_REQUEST_TIMEOUT_SECONDS") or 0),
         inline_manifest_bytes=_int("STRATUS_INLINE_MANIFEST_BYTES", 64 * 1024),
         max_manifest_bytes=_int("STRATUS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024),
         presign_seconds=_int("STRATUS_PRESIGN_SECONDS", 120),

@@ -92,6 +92,12 @@ def missing_route() -> HttpResponse:
     return HttpResponse(403, [("Content-Type", "application/json")], body)
 
 
+def gateway_timeout() -> HttpResponse:
+    """API Gateway's answer when the integration runs past its 29 s."""
+    body = b'{"message": "Endpoint request timed out"}'
+    return HttpResponse(504, [("Content-Type", "application/json")], body)
+
+
 def invoke(
     app: Any, method: str, target: str, headers: list[tuple[str, str]], body: bytes
 ) -> HttpResponse:

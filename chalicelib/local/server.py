@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,6 +18,10 @@ from chalicelib import config
 from chalicelib.local import events
 
 logger = logging.getLogger("stratus.local")
+
+# Where handlers run when a request timeout is set: like Lambda, a handler outlives the
+# gateway's answer.
+_LAMBDAS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="lambda")
 
 
 class _TooLarge(Exception):
@@ -70,10 +75,20 @@ class RegistryHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._write(events.HttpResponse(400, [("Content-Length", "0")], b""))
             return
-        response = events.invoke(
-            self.app, self.command, self.path, list(self.headers.items()), body
-        )
-        self._write(response)
+        self._write(self._invoke(body))
+
+    def _invoke(self, body: bytes) -> events.HttpResponse:
+        """Run the app; past the stage's timeout answer as API Gateway does (504), while
+        the handler runs on to its end, as the Lambda function would."""
+        call = (self.app, self.command, self.path, list(self.headers.items()), body)
+        timeout = config.settings.request_timeout_seconds
+        if not timeout:
+            return events.invoke(*call)
+        future = _LAMBDAS.submit(events.invoke, *call)
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            return events.gateway_timeout()
 
     def _read_body(self, limit: int) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

@@ -84,7 +84,11 @@ def limited_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
     started = _start(
         tmp_path_factory.mktemp("limited"),
         "limited",
-        {"STRATUS_MAX_REQUEST_BYTES": str(LIMIT), "STRATUS_DIRECT_UPLOADS": "0"},
+        {
+            "STRATUS_MAX_REQUEST_BYTES": str(LIMIT),
+            "STRATUS_REQUEST_TIMEOUT_SECONDS": "29",
+            "STRATUS_DIRECT_UPLOADS": "0",
+        },
     )
     yield started
     _stop(started)
