@@ -54,6 +54,15 @@ def cleanup(event):
     return job.handle_schedule()
 
 
+@app.lambda_function(name="verify_upload")
+def verify_upload(event, context):
+    """Verifies a large direct upload asynchronously (chalicelib/storage/direct.py)."""
+    from chalicelib.storage import direct
+
+    direct.verify_later(event["repository"], event["upload_id"])
+    return {"upload_id": event["upload_id"]}
+
+
 if TAGS_STREAM_ARN:
 
     @app.on_dynamodb_record(stream_arn=TAGS_STREAM_ARN, name="tag_removed")

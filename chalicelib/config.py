@@ -47,6 +47,10 @@ class Settings:
     # The `_stratus` direct-to-S3 upload extension, and how long its part URLs live.
     direct_uploads: bool
     direct_url_seconds: int
+    # Direct uploads larger than this are verified asynchronously (the read-back would not
+    # fit API Gateway's 29 s); STRATUS_VERIFY_FUNCTION names the Lambda that does it.
+    sync_verify_bytes: int
+    verify_function: str
     # Garbage collection takes nothing touched more recently than this.
     gc_grace_seconds: int
 
@@ -73,6 +77,8 @@ def load() -> Settings:
         blob_objects_table=os.environ.get("STRATUS_BLOB_OBJECTS_TABLE", prefix + "blob-objects"),
         direct_uploads=_flag("STRATUS_DIRECT_UPLOADS", True),
         direct_url_seconds=_int("STRATUS_DIRECT_URL_SECONDS", 3600),
+        sync_verify_bytes=_int("STRATUS_SYNC_VERIFY_BYTES", 512 * 1024 * 1024),
+        verify_function=os.environ.get("STRATUS_VERIFY_FUNCTION", ""),
         gc_grace_seconds=_int("STRATUS_GC_GRACE_SECONDS", 24 * 3600),
     )
 

@@ -174,6 +174,9 @@ class Pusher:
         done = self.http.put(
             self.url(location), params={"digest": digest}, json={"parts": parts}, timeout=900
         )
+        while done.status_code == 202:  # a large blob: the registry verifies it meanwhile
+            time.sleep(float(done.headers.get("Retry-After") or 2))
+            done = self.http.get(self.url(location), timeout=60)
         self._check(done, 201)
 
     def push_chunked(self, digest: str, path: Path, chunk_size: int | None) -> None:

@@ -8,6 +8,8 @@ URLs, so layers of any size bypass the request-size limit of API Gateway and Lam
     GET    <location>?parts=<first>-<last>   200 {"parts": [{"number", "url"}]} (<= 1000)
     PUT    <location>?digest=<digest>  body {"parts": [{"number", "etag"}]}
            201 Location: /v2/<name>/blobs/<digest>  (after the registry verified the digest)
+           202 for blobs too large to verify within 29 s: poll GET <location> until 201
+           (or the error, e.g. 400 DIGEST_INVALID)
     DELETE <location>                          204
 """
 
@@ -88,9 +90,28 @@ def start(request: RegistryRequest, name: str) -> Response:
     )
 
 
+def _status(session) -> Response:
+    """A completed upload's outcome, for a client polling its location."""
+    if session.state == "verifying":
+        return json_response({"state": "verifying"}, 202, {"Retry-After": "2"})
+    if session.state == "done":
+        return empty(
+            201,
+            {
+                "Location": f"/v2/{session.repository}/blobs/{session.outcome}",
+                "Docker-Content-Digest": session.outcome,
+            },
+        )
+    failure = json.loads(session.outcome)
+    return json_response({"errors": failure["errors"]}, failure["status"])
+
+
 def parts(request: RegistryRequest, name: str, upload_id: str) -> Response:
+    """Part URLs while parts are being sent; the verification's outcome afterwards."""
     _enabled()
     session = direct.load(name, upload_id)
+    if session.state is not None:
+        return _status(session)
     wanted = request.param("parts") or f"1-{min(direct.part_count(session), 1000)}"
     match = _RANGE.fullmatch(wanted)
     if match is None:
@@ -110,6 +131,14 @@ def complete(request: RegistryRequest, name: str, upload_id: str) -> Response:
     if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
         raise BlobUploadInvalid(message='body must be {"parts": [{"number", "etag"}, ...]}')
     blob = direct.complete(session, listed, digest)
+    if blob is None:
+        # Too large to verify within API Gateway's 29 s: poll the location for the outcome.
+        location = _location(session)
+        return json_response(
+            {"state": "verifying", "location": location},
+            202,
+            {"Location": location, "Retry-After": "2"},
+        )
     return empty(
         201,
         {"Location": f"/v2/{name}/blobs/{blob.digest}", "Docker-Content-Digest": blob.digest},

@@ -30,3 +30,11 @@ def s3() -> Any:
             retries={"mode": "standard", "max_attempts": 4},
         ),
     )
+
+
+@cache
+def lambda_client() -> Any:
+    """For the asynchronous verification of large direct uploads."""
+    import boto3
+
+    return boto3.client("lambda", region_name=config.settings.region)

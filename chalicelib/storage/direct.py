@@ -9,15 +9,23 @@ through the registry to be hashed on the way. docs/uploads.md gives its cost per
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import threading
 import uuid
 from datetime import timedelta
 
 from botocore.exceptions import ClientError
 
 from chalicelib import config
-from chalicelib.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, SizeInvalid
-from chalicelib.registry.digests import Digest, ResumableHash
+from chalicelib.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RegistryError,
+    SizeInvalid,
+)
+from chalicelib.registry.digests import Digest, ResumableHash, parse_digest
 from chalicelib.storage import aws, blobs
 from chalicelib.storage import uploads as sessions
 from chalicelib.storage.models import UploadModel
@@ -104,8 +112,10 @@ def _read_back_digest(key: str, algorithm: str) -> tuple[str, int]:
     return hasher.hexdigest(), size
 
 
-def complete(session: UploadModel, parts: list[dict[str, object]], expected: Digest) -> blobs.Blob:
-    """Assemble the parts, verify size and digest by reading back, then link the blob."""
+def complete(
+    session: UploadModel, parts: list[dict[str, object]], expected: Digest
+) -> blobs.Blob | None:
+    """Assemble the parts; verify and link now, or (large blobs) hand off and return None."""
     count = part_count(session)
     numbers = [p.get("number") for p in parts]
     etags = [p.get("etag") for p in parts]
@@ -113,13 +123,12 @@ def complete(session: UploadModel, parts: list[dict[str, object]], expected: Dig
         raise BlobUploadInvalid(
             {"expected_parts": count}, message="parts must be 1..N in order, each with its ETag"
         )
-    s3 = aws.s3()
-    bucket = config.settings.bucket
-    key = sessions.data_key(session.upload_id)
+    if session.state is not None:
+        raise BlobUploadInvalid({"state": session.state}, message="upload already completed")
     try:
-        s3.complete_multipart_upload(
-            Bucket=bucket,
-            Key=key,
+        aws.s3().complete_multipart_upload(
+            Bucket=config.settings.bucket,
+            Key=sessions.data_key(session.upload_id),
             UploadId=session.multipart_id,
             MultipartUpload={
                 "Parts": [{"PartNumber": n, "ETag": e} for n, e in zip(numbers, etags, strict=True)]
@@ -130,10 +139,61 @@ def complete(session: UploadModel, parts: list[dict[str, object]], expected: Dig
         if code in {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"}:
             raise BlobUploadInvalid({"s3": code}, message="S3 refused the parts") from None
         raise
+    if int(session.declared_size) <= config.settings.sync_verify_bytes:
+        return verify(session, expected)
+    session.update(
+        actions=[
+            UploadModel.state.set("verifying"),
+            UploadModel.expected_digest.set(str(expected)),
+        ]
+    )
+    _start_verification(session)
+    return None
+
+
+def _start_verification(session: UploadModel) -> None:
+    """Run `verify_later` elsewhere: an asynchronous Lambda invocation on AWS, a thread
+    locally (where the local server stands in for Lambda)."""
+    payload = {"repository": session.repository, "upload_id": session.upload_id}
+    if config.settings.verify_function:
+        aws.lambda_client().invoke(
+            FunctionName=config.settings.verify_function,
+            InvocationType="Event",
+            Payload=json.dumps(payload).encode(),
+        )
+        return
+    threading.Thread(target=verify_later, kwargs=payload, daemon=True).start()
+
+
+def verify_later(repository: str, upload_id: str) -> None:
+    """The asynchronous half: verify, then record the outcome for the client's polling."""
+    session = sessions.load(repository, upload_id)
+    if session.state != "verifying":
+        return  # already done: invocations may repeat
+    expected = parse_digest(session.expected_digest)
+    try:
+        blob = verify(session, expected, keep_session=True)
+    except RegistryError as error:
+        session.update(
+            actions=[
+                UploadModel.state.set("failed"),
+                UploadModel.outcome.set(json.dumps({"status": error.status, **error.body()})),
+            ]
+        )
+        return
+    session.update(actions=[UploadModel.state.set("done"), UploadModel.outcome.set(blob.digest)])
+
+
+def verify(session: UploadModel, expected: Digest, *, keep_session: bool = False) -> blobs.Blob:
+    """Read the assembled object back, check size and digest, then link the blob."""
+    s3 = aws.s3()
+    bucket = config.settings.bucket
+    key = sessions.data_key(session.upload_id)
     actual, size = _read_back_digest(key, expected.algorithm)
     if actual != expected.encoded or size != int(session.declared_size):
         s3.delete_object(Bucket=bucket, Key=key)
-        session.delete()
+        if not keep_session:
+            session.delete()
         raise DigestInvalid(
             {"expected": str(expected), "actual": f"{expected.algorithm}:{actual}", "size": size}
         )
@@ -142,5 +202,6 @@ def complete(session: UploadModel, parts: list[dict[str, object]], expected: Dig
         session.repository, digest, size, lambda: blobs.copy_object(key, digest, size)
     )
     s3.delete_object(Bucket=bucket, Key=key)
-    session.delete()
+    if not keep_session:
+        session.delete()
     return blob

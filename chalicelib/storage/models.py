@@ -173,6 +173,11 @@ class UploadModel(Model):
     kind = UnicodeAttribute(default="chunked")
     declared_size = NumberAttribute(null=True)
     part_size = NumberAttribute(null=True)
+    # Direct uploads verified asynchronously: "verifying", then "done" or "failed"; the
+    # expected digest, and the outcome (the blob's digest, or the error JSON).
+    state = UnicodeAttribute(null=True)
+    expected_digest = UnicodeAttribute(null=True)
+    outcome = UnicodeAttribute(null=True)
     offset = NumberAttribute(default=0)
     hash_state = BinaryAttribute(legacy_encoding=False)
     multipart_id = UnicodeAttribute(null=True)

@@ -126,3 +126,68 @@ def test_oversized_request_is_refused_with_the_ways_out(client: Client, settings
     (error,) = answer.json()["errors"]
     assert "stratus push" in error["message"] and "chunks" in error["message"]
     assert "_stratus/direct/uploads" in error["detail"]["hint"]
+
+
+def poll(client: Client, location: str, deadline: float = 20.0):
+    import time
+
+    started = time.monotonic()
+    while time.monotonic() - started < deadline:
+        answer = client.get(location)
+        if answer.status != 202:
+            return answer
+        time.sleep(0.05)
+    raise AssertionError("verification did not finish")
+
+
+def test_large_direct_upload_is_verified_asynchronously_then_linked(
+    client: Client, settings
+) -> None:
+    settings(sync_verify_bytes=10)
+    data = b"larger than the synchronous threshold" * 10
+    answer = direct_push(client, "org/app", data)
+    assert answer.status == 202
+    location = answer.header("Location")
+    assert answer.json()["state"] == "verifying"
+    done = poll(client, location)
+    assert done.status == 201
+    assert done.header("Docker-Content-Digest") == sha256(data)
+    assert follow_blob(client, "org/app", sha256(data)) == data
+
+
+def test_asynchronous_verification_reports_a_wrong_digest(client: Client, settings) -> None:
+    settings(sync_verify_bytes=10)
+    wrong = sha256(b"not these bytes")
+    answer = direct_push(client, "org/app", b"x" * 100, digest=wrong)
+    assert answer.status == 202
+    failed = poll(client, answer.header("Location"))
+    assert (failed.status, failed.error_codes) == (400, ["DIGEST_INVALID"])
+    assert client.head(f"/v2/org/app/blobs/{sha256(b'x' * 100)}").status == 404
+    listed = boto3.client("s3").list_objects_v2(Bucket=config.settings.bucket, Prefix="blobs/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_on_aws_the_verification_runs_in_its_own_lambda(
+    client: Client, settings, monkeypatch
+) -> None:
+    """The API Lambda invokes `verify_upload` asynchronously; its handler finishes the job."""
+    from app import verify_upload
+    from chalicelib.storage import aws
+
+    settings(sync_verify_bytes=10, verify_function="stratus-dev-verify_upload")
+    invoked = []
+
+    class LambdaService:
+        def invoke(self, **kwargs):
+            invoked.append(kwargs)
+
+    monkeypatch.setattr(aws, "lambda_client", LambdaService)
+    data = b"verified in another function" * 10
+    answer = direct_push(client, "org/app", data)
+    assert answer.status == 202
+    (call,) = invoked
+    assert (call["FunctionName"], call["InvocationType"]) == ("stratus-dev-verify_upload", "Event")
+    assert client.get(answer.header("Location")).status == 202  # not yet verified
+    verify_upload(json.loads(call["Payload"]), None)
+    assert client.get(answer.header("Location")).status == 201
+    assert follow_blob(client, "org/app", sha256(data)) == data
