@@ -37,7 +37,8 @@ def management():
     """Quay-style management API (tags with their expiry): chalicelib/endpoints/management.py."""
     request = app.current_request
     return routes.dispatch(
-        RegistryRequest.from_event(request.to_original_event(), request.raw_body), management=True
+        RegistryRequest.from_event(request.to_original_event(), request.raw_body),
+        routes.MANAGEMENT_ROUTES,
     )
 
 

@@ -100,8 +100,12 @@ ROUTES: tuple[Route, ...] = (
     ),
 )
 
-CATALOG = re.compile(r"_catalog/?")
-DISCOVER = re.compile(r"_oci/ext/discover")
+# Registry-level endpoints: no repository name in the path.
+REGISTRY_ROUTES: dict[str, dict[str, Callable[[RegistryRequest], Response]]] = {
+    "_catalog": {"GET": catalog.list_repositories},
+    "_catalog/": {"GET": catalog.list_repositories},
+    "_oci/ext/discover": {"GET": extensions.discover_registry},
+}
 
 # `/api/v1/repository/{proxy+}`: Quay's management API, as far as it exists here.
 MANAGEMENT_ROUTES: tuple[Route, ...] = (
@@ -109,30 +113,29 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
 )
 
 
-def _resolve_in(routes: tuple[Route, ...], request: RegistryRequest) -> Callable[[], Response]:
+def _unsupported(request: RegistryRequest, methods: dict) -> Unsupported:
+    return Unsupported({"method": request.method}, headers={"Allow": ", ".join(methods)})
+
+
+def resolve(routes: tuple[Route, ...], request: RegistryRequest) -> Callable[[], Response]:
+    """The handler call for this request, or the error for a path or method we lack."""
+    registry_level = REGISTRY_ROUTES.get(request.path) if routes is ROUTES else None
+    if registry_level is not None:
+        handler = registry_level.get(request.method)
+        if handler is None:
+            raise _unsupported(request, registry_level)
+        return lambda: handler(request)
     for route in routes:
         match = route.pattern.fullmatch(request.path)
         if match is None:
             continue
         handler = route.methods.get(request.method)
         if handler is None:
-            raise Unsupported(
-                {"method": request.method}, headers={"Allow": ", ".join(route.methods)}
-            )
+            raise _unsupported(request, route.methods)
         params = match.groupdict()
         name = validate_name(params.pop("name"))
         return lambda: handler(request, name, **params)
     raise NotFound({"path": request.path})
-
-
-def _resolve(request: RegistryRequest) -> Callable[[], Response]:
-    if DISCOVER.fullmatch(request.path) and request.method == "GET":
-        return lambda: extensions.discover_registry(request)
-    if CATALOG.fullmatch(request.path):
-        if request.method != "GET":
-            raise Unsupported({"method": request.method})
-        return lambda: catalog.list_repositories(request)
-    return _resolve_in(ROUTES, request)
 
 
 def _too_large(size: int | None, limit: int) -> PayloadTooLarge:
@@ -178,16 +181,11 @@ def _throttled(exc: Exception) -> bool:
     }
 
 
-def dispatch(request: RegistryRequest, *, management: bool = False) -> Response:
+def dispatch(request: RegistryRequest, routes: tuple[Route, ...] = ROUTES) -> Response:
     """Run the endpoint; every failure leaves here as the spec's error JSON."""
     try:
         _check_size(request)
-        resolve = (
-            (lambda: _resolve_in(MANAGEMENT_ROUTES, request))
-            if management
-            else (lambda: _resolve(request))
-        )
-        response = resolve()()
+        response = resolve(routes, request)()
     except RegistryError as error:
         return render_error(error)
     except Exception as exc:
