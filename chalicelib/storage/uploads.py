@@ -30,6 +30,7 @@ from chalicelib.storage.models import PartAttribute, UploadModel
 
 PART_MIN = 5 * 1024 * 1024
 PART_MAX = 5 * 1024**3
+MAX_PARTS = 10_000
 
 
 def _prefix(upload_id: str) -> str:
@@ -102,6 +103,11 @@ def _upload_parts(session: UploadModel, data: bytes, parts: list[PartAttribute])
         multipart_id = created["UploadId"]
     pieces = max(1, math.ceil(len(data) / PART_MAX))
     step = math.ceil(len(data) / pieces)
+    if len(parts) + pieces >= MAX_PARTS:  # the last part is still to come at close
+        raise BlobUploadInvalid(
+            {"parts": len(parts), "max_parts": MAX_PARTS},
+            message="upload would exceed S3's 10,000 parts: use larger chunks or `stratus push`",
+        )
     for start_at in range(0, len(data), step):
         piece = data[start_at : start_at + step]
         number = len(parts) + 1

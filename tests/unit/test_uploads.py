@@ -250,3 +250,16 @@ def test_concurrent_writers_on_one_session_cannot_both_win(client: Client) -> No
     with pytest.raises(RangeNotSatisfiable):
         uploads.append(stale, b"loser", 0)
     assert client.get(location).header("Range") == "0-5"
+
+
+def test_chunked_upload_refuses_clearly_past_s3s_part_limit(client: Client, monkeypatch) -> None:
+    from chalicelib.storage import uploads
+
+    monkeypatch.setattr(uploads, "MAX_PARTS", 2)  # S3's 10,000, scaled down
+    data = os.urandom(PART_MIN)
+    location = start(client).header("Location")
+    location = patch(client, location, data, 0).header("Location")
+    answer = patch(client, location, data, PART_MIN)
+    assert (answer.status, answer.error_codes) == (400, ["BLOB_UPLOAD_INVALID"])
+    assert "stratus push" in answer.json()["errors"][0]["message"]
+    assert client.get(location).header("Range") == f"0-{PART_MIN - 1}"
