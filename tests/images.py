@@ -148,3 +148,17 @@ def index_layout(path: Path, images: list[Image], index: bytes, tag: str = "late
 
 def random_bytes(size: int) -> bytes:
     return os.urandom(size)
+
+
+def oci_index(manifests: list[bytes], **fields: object) -> bytes:
+    """An OCI index of these OCI image manifests (bytes), with any extra top-level fields."""
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": sha256(m), "size": len(m)} for m in manifests
+            ],
+            **fields,
+        }
+    ).encode()

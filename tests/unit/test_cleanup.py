@@ -16,7 +16,7 @@ from chalicelib import cleanup, config
 from chalicelib.storage import blobs
 from chalicelib.storage.models import BlobLinkModel, BlobObjectModel, ManifestModel, TagModel
 from tests.client import Client, follow_blob
-from tests.images import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256
+from tests.images import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, oci_index, sha256
 from tests.referrers_fixtures import referrer_manifest
 
 KEY = "quay.expires-after"
@@ -125,15 +125,7 @@ def test_index_keeps_its_children_and_referrers_follow_their_subject(client: Cli
     children = [image(client, "org/multi", f"l{i}".encode(), seed=str(i)) for i in range(2)]
     for child in children:
         client.must_push("org/multi", sha256(child), child)
-    index = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [
-                {"mediaType": OCI_MANIFEST, "digest": sha256(c), "size": len(c)} for c in children
-            ],
-        }
-    ).encode()
+    index = oci_index(children)
     client.must_push("org/multi", "v1", index, OCI_INDEX)
     signature = referrer_manifest(index, "application/vnd.example.sig")
     client.must_push("org/multi", sha256(signature), signature)

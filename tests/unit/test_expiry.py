@@ -8,7 +8,7 @@ import boto3
 
 from chalicelib import config
 from tests.client import Client
-from tests.images import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256
+from tests.images import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, oci_index, sha256
 
 KEY = "quay.expires-after"
 
@@ -108,17 +108,7 @@ def test_zero_or_unparsable_expiry_means_the_tag_never_expires(client: Client, c
 
 def test_index_expires_when_all_children_carry_the_same_value(client: Client, clock) -> None:
     def index_of(children: list[bytes]) -> bytes:
-        return json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_INDEX,
-                "manifests": [
-                    {"mediaType": OCI_MANIFEST, "digest": sha256(c), "size": len(c)}
-                    for c in children
-                ],
-                "annotations": {KEY: "1s"},
-            }
-        ).encode()
+        return oci_index(children, annotations={KEY: "1s"})
 
     same = [image(client, "org/multi", annotation="3d", seed=s) for s in ("a", "b")]
     mixed = [image(client, "org/multi", annotation=v, seed=v) for v in ("3d", "5d")]
@@ -139,15 +129,7 @@ def test_referrers_tag_schema_index_expires_with_its_referrers(client: Client, c
     for body in referrers:
         client.must_push("org/app", sha256(body), body)
     tag = sha256(subject).replace(":", "-")
-    fallback = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [
-                {"mediaType": OCI_MANIFEST, "digest": sha256(r), "size": len(r)} for r in referrers
-            ],
-        }
-    ).encode()
+    fallback = oci_index(referrers)
     client.must_push("org/app", tag, fallback, OCI_INDEX)
     assert client.get(f"/v2/org/app/manifests/{tag}").status == 200
     clock.advance(hours=1)
