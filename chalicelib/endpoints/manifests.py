@@ -44,11 +44,16 @@ def head(request: RegistryRequest, name: str, reference: str) -> Response:
 
 
 def _check_references(name: str, parsed: rules.ParsedManifest) -> dict[str, str | None]:
-    """Every blob and child manifest must already be in this repository (spec: code-5).
+    """Child manifests must already be in this repository (spec: code-5); their
+    `quay.expires-after` values come back from the same read.
 
-    Returns each child's `quay.expires-after` value, read in the same call.
+    Blob links need no read here: the commit transaction touches each one on condition that
+    it exists, and reports the missing ones. Only a push that writes before committing
+    (blobs carried in descriptors' `data`) checks them first, so a refusal leaves nothing.
     """
     wanted_blobs = {d.digest for d in parsed.blobs} - set(parsed.embedded)
+    if not parsed.embedded:
+        wanted_blobs = set()
     missing = (
         sorted(wanted_blobs - blobs.existing_links(name, wanted_blobs)) if wanted_blobs else []
     )
@@ -65,6 +70,7 @@ def _expires_after(parsed: rules.ParsedManifest, children: dict[str, str | None]
     if expiry.wants_config_labels(parsed):
         descriptor = parsed.blobs[0]
         config = parsed.embedded.get(descriptor.digest) or blobs.read(descriptor.digest)
+        # None when the config was never uploaded: the commit then refuses the manifest.
     return expiry.value_for(parsed, config, [children[d.digest] for d in parsed.children])
 
 

@@ -121,9 +121,13 @@ def copy_object(source_key: str, digest: str, size: int) -> None:
         aws.s3().copy({"Bucket": bucket, "Key": source_key}, bucket, target)
 
 
-def read(digest: str) -> bytes:
-    """A small blob's bytes (an image config, for its labels); never used on pulls."""
-    obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=object_key(digest))
+def read(digest: str) -> bytes | None:
+    """A small blob's bytes (an image config, for its labels), None if absent; never used on
+    pulls."""
+    try:
+        obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=object_key(digest))
+    except aws.s3().exceptions.NoSuchKey:
+        return None
     return obj["Body"].read()
 
 

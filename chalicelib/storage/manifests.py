@@ -26,7 +26,7 @@ from chalicelib.errors import ManifestBlobUnknown, ManifestUnknown, TagExpired, 
 from chalicelib.registry import expiry
 from chalicelib.registry.manifests import ParsedManifest
 from chalicelib.registry.names import tag_sort_key
-from chalicelib.storage import aws, referrers, transactions
+from chalicelib.storage import aws, blobs, referrers, transactions
 from chalicelib.storage.models import (
     BlobLinkModel,
     ManifestModel,
@@ -218,12 +218,10 @@ def _touch(repository: str, batch: list[Touch]) -> None:
 
 
 def _raise_missing(repository: str, touches: list[Touch]) -> None:
-    """Raise if a reference vanished since it was checked (garbage collection won).
+    """Raise if a referenced blob or child is missing (never pushed, or collected meanwhile).
 
     pynamodb reorders a transaction's items, so which condition failed is found by reading.
     """
-    from chalicelib.storage import blobs
-
     wanted_blobs = {i.digest for i, _ in touches if isinstance(i, BlobLinkModel)}
     wanted_children = {i.digest for i, _ in touches if isinstance(i, ManifestModel)}
     missing = set()

@@ -93,6 +93,16 @@ def test_manifest_put_with_missing_blob_is_rejected(client: Client) -> None:
     assert client.get("/v2/org/app/manifests/v1").status == 404
 
 
+def test_manifest_put_with_a_never_uploaded_config_is_rejected(client: Client) -> None:
+    """The config is read for its labels before the commit; absent, the commit refuses."""
+    doc = image(client, "org/app")
+    doc["config"] = descriptor(OCI_CONFIG, b'{"never": "uploaded"}')
+    answer = client.push_manifest("org/app", "v1", doc)
+    assert (answer.status, answer.error_codes) == (400, ["MANIFEST_BLOB_UNKNOWN"])
+    assert answer.json()["errors"][0]["detail"]["missing"] == [doc["config"]["digest"]]
+    assert client.get("/v2/org/app/tags/list").status == 404
+
+
 def test_manifest_put_referencing_another_repositorys_blob_is_rejected(client: Client) -> None:
     doc = image(client, "other/repo")
     answer = client.push_manifest("org/app", "v1", doc)
