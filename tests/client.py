@@ -11,7 +11,11 @@ import json
 from typing import Any
 
 from chalicelib.local import events
-from tests.images import OCI_MANIFEST, sha256
+from tests.images import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, sha256
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 Headers = dict[str, str] | list[tuple[str, str]] | None
 
@@ -77,6 +81,38 @@ class Client:
             headers={"Content-Type": media_type or "application/vnd.oci.image.manifest.v1+json"},
             body=body,
         )
+
+    def image_document(
+        self,
+        repo: str,
+        *,
+        seed: str = "x",
+        layers: tuple[bytes, ...] = (),
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        docker: bool = False,
+    ) -> dict:
+        """Push a config (with `labels`) and `layers`, and return an image manifest document
+        that references them (OCI, or Docker schema 2 with `docker`)."""
+        config = {"architecture": "amd64", "os": "linux", "seed": seed}
+        if labels:
+            config["config"] = {"Labels": labels}
+        config_blob = json.dumps(config).encode()
+        for blob in (config_blob, *layers):
+            self.push_blob(repo, blob)
+
+        def descriptor(media_type: str, blob: bytes) -> dict:
+            return {"mediaType": media_type, "digest": sha256(blob), "size": len(blob)}
+
+        doc: dict = {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
+            "config": descriptor(DOCKER_CONFIG if docker else OCI_CONFIG, config_blob),
+            "layers": [descriptor(DOCKER_LAYER if docker else OCI_LAYER_GZIP, b) for b in layers],
+        }
+        if annotations:
+            doc["annotations"] = annotations
+        return doc
 
     def must_push(
         self, repo: str, reference: str, body: bytes, media_type: str = OCI_MANIFEST

@@ -16,7 +16,7 @@ from chalicelib import cleanup, config
 from chalicelib.storage import blobs
 from chalicelib.storage.models import BlobLinkModel, BlobObjectModel, ManifestModel, TagModel
 from tests.client import Client, follow_blob
-from tests.images import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, oci_index, sha256
+from tests.images import OCI_INDEX, OCI_MANIFEST, oci_index, sha256
 from tests.referrers_fixtures import referrer_manifest
 
 KEY = "quay.expires-after"
@@ -26,27 +26,9 @@ GRACE = timedelta(seconds=config.settings.gc_grace_seconds)
 def image(
     client: Client, repo: str, layer: bytes, *, expires: str | None = None, seed: str = "x"
 ) -> bytes:
-    config_blob = json.dumps({"os": "linux", "architecture": "amd64", "seed": seed}).encode()
-    client.push_blob(repo, config_blob)
-    client.push_blob(repo, layer)
-    doc: dict = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {
-            "mediaType": OCI_CONFIG,
-            "digest": sha256(config_blob),
-            "size": len(config_blob),
-        },
-        "layers": [
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": sha256(layer),
-                "size": len(layer),
-            }
-        ],
-    }
-    if expires:
-        doc["annotations"] = {KEY: expires}
+    doc = client.image_document(
+        repo, seed=seed, layers=(layer,), annotations={KEY: expires} if expires else None
+    )
     return json.dumps(doc).encode()
 
 

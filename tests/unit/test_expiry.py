@@ -8,7 +8,7 @@ import boto3
 
 from chalicelib import config
 from tests.client import Client
-from tests.images import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, oci_index, sha256
+from tests.images import OCI_INDEX, oci_index, sha256
 
 KEY = "quay.expires-after"
 
@@ -21,23 +21,12 @@ def image(
     label: str | None = None,
     seed: str = "x",
 ) -> bytes:
-    labels = {KEY: label} if label else {}
-    config_blob = json.dumps(
-        {"architecture": "amd64", "os": "linux", "seed": seed, "config": {"Labels": labels}}
-    ).encode()
-    client.push_blob(repo, config_blob)
-    doc: dict = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {
-            "mediaType": OCI_CONFIG,
-            "digest": sha256(config_blob),
-            "size": len(config_blob),
-        },
-        "layers": [],
-    }
-    if annotation:
-        doc["annotations"] = {KEY: annotation}
+    doc = client.image_document(
+        repo,
+        seed=seed,
+        labels={KEY: label} if label else None,
+        annotations={KEY: annotation} if annotation else None,
+    )
     return json.dumps(doc).encode()
 
 

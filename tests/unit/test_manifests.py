@@ -11,13 +11,10 @@ import json
 
 import pytest
 
-from tests.client import Client
+from tests.client import DOCKER_MANIFEST, Client
 from tests.images import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST, sha256
 
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 
 def descriptor(media_type: str, content: bytes, **extra: object) -> dict:
@@ -26,17 +23,10 @@ def descriptor(media_type: str, content: bytes, **extra: object) -> dict:
 
 def image(client: Client, repo: str, seed: str = "x", *, media_type: str = OCI_MANIFEST) -> dict:
     """Push a config and a layer, and return an image manifest document referencing them."""
-    docker = media_type == DOCKER_MANIFEST
-    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
     layer = f"layer-{seed}".encode()
-    client.push_blob(repo, config)
-    client.push_blob(repo, layer)
-    return {
-        "schemaVersion": 2,
-        "mediaType": media_type,
-        "config": descriptor(DOCKER_CONFIG if docker else OCI_CONFIG, config),
-        "layers": [descriptor(DOCKER_LAYER if docker else OCI_LAYER_GZIP, layer)],
-    }
+    return client.image_document(
+        repo, seed=seed, layers=(layer,), docker=media_type == DOCKER_MANIFEST
+    )
 
 
 def raw(doc: dict) -> bytes:
