@@ -5,41 +5,34 @@ import os
 from chalice import Rate
 
 from chalicelib.endpoints import routes
-from chalicelib.endpoints.http import (
-    API_VERSION_HEADER,
-    RegistryRequest,
-    StratusApp,
-    json_response,
-)
+from chalicelib.endpoints.http import RegistryRequest, StratusApp
 
 app = StratusApp(app_name="stratus")
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
+def _request() -> RegistryRequest:
+    request = app.current_request
+    return RegistryRequest.from_event(request.to_original_event(), request.raw_body)
+
+
 @app.route("/v2", methods=["GET"], content_types=["*/*"])
 def version_check():
-    """end-1: the registry implements distribution-spec v1.1."""
-    return json_response({}, headers=API_VERSION_HEADER)
+    """end-1: the registry implements distribution-spec v1.1 (and challenges, with auth on)."""
+    return routes.version_check(_request())
 
 
 @app.route("/v2/{proxy+}", methods=METHODS, content_types=["*/*"])
 def registry():
     """end-2 ... end-13: dispatched by the table in chalicelib/endpoints/routes.py."""
-    request = app.current_request
-    return routes.dispatch(
-        RegistryRequest.from_event(request.to_original_event(), request.raw_body)
-    )
+    return routes.dispatch(_request())
 
 
-@app.route("/api/v1/repository/{proxy+}", methods=["GET"], content_types=["*/*"])
+@app.route("/api/v1/{proxy+}", methods=METHODS, content_types=["*/*"])
 def management():
-    """Quay-style management API (tags with their expiry): chalicelib/endpoints/management.py."""
-    request = app.current_request
-    return routes.dispatch(
-        RegistryRequest.from_event(request.to_original_event(), request.raw_body),
-        routes.MANAGEMENT_ROUTES,
-    )
+    """Quay-style management API: accounts, permissions, tags (routes.MANAGEMENT_ROUTES)."""
+    return routes.dispatch(_request(), routes.MANAGEMENT_ROUTES)
 
 
 # Read when `chalice deploy` imports this file: export them there (see README, Expiry).

@@ -53,6 +53,25 @@ class Settings:
     verify_function: str
     # Garbage collection takes nothing touched more recently than this.
     gc_grace_seconds: int
+    # Auth (docs/auth.md). Deployed stages always require it; local mode only when asked.
+    auth: bool
+    accounts_table: str
+    auth_service: str  # the tokens' audience, named in every challenge
+    auth_issuer: str
+    auth_realm: str  # empty: derived from the request's host
+    token_seconds: int
+    refresh_token_seconds: int
+    # Where the signing keys live: an SSM SecureString (AWS) or a file made on first start.
+    signing_key_parameter: str
+    signing_key_file: str
+    # The bootstrap administrator: created as a superuser on its first login.
+    admin_user: str
+    admin_password: str
+    admin_password_parameter: str
+    # Failed logins allowed per user and per source address within the window.
+    login_failures_per_user: int
+    login_failures_per_source: int
+    login_failure_window_seconds: int
 
 
 def load() -> Settings:
@@ -80,6 +99,22 @@ def load() -> Settings:
         sync_verify_bytes=_int("STRATUS_SYNC_VERIFY_BYTES", 512 * 1024 * 1024),
         verify_function=os.environ.get("STRATUS_VERIFY_FUNCTION", ""),
         gc_grace_seconds=_int("STRATUS_GC_GRACE_SECONDS", 24 * 3600),
+        # In Lambda the flag cannot switch auth off: a deployed registry is private.
+        auth=_flag("STRATUS_AUTH", False) or bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")),
+        accounts_table=os.environ.get("STRATUS_ACCOUNTS_TABLE", prefix + "accounts"),
+        auth_service=os.environ.get("STRATUS_AUTH_SERVICE", "stratus"),
+        auth_issuer=os.environ.get("STRATUS_AUTH_ISSUER", "stratus"),
+        auth_realm=os.environ.get("STRATUS_AUTH_REALM", ""),
+        token_seconds=max(60, _int("STRATUS_TOKEN_SECONDS", 300)),
+        refresh_token_seconds=_int("STRATUS_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),
+        signing_key_parameter=os.environ.get("STRATUS_SIGNING_KEY_PARAMETER", ""),
+        signing_key_file=os.environ.get("STRATUS_SIGNING_KEY_FILE", ".stratus/signing-key.pem"),
+        admin_user=os.environ.get("STRATUS_ADMIN_USER", ""),
+        admin_password=os.environ.get("STRATUS_ADMIN_PASSWORD", ""),
+        admin_password_parameter=os.environ.get("STRATUS_ADMIN_PASSWORD_PARAMETER", ""),
+        login_failures_per_user=_int("STRATUS_LOGIN_FAILURES_PER_USER", 10),
+        login_failures_per_source=_int("STRATUS_LOGIN_FAILURES_PER_SOURCE", 30),
+        login_failure_window_seconds=_int("STRATUS_LOGIN_FAILURE_WINDOW_SECONDS", 900),
     )
 
 

@@ -133,3 +133,18 @@ class BadQuery(RegistryError):
     """A malformed query parameter (`n`, `last`): the request, not the resource, is wrong."""
 
     code, status, message = "UNSUPPORTED", 400, "invalid query parameter"
+
+
+# The management API (`/api/v1`, Quay's shape) has a few answers the OCI set lacks.
+
+
+class InvalidRequest(RegistryError):
+    code, status, message = "INVALID_REQUEST", 400, "invalid request"
+
+
+class AccountUnknown(RegistryError):
+    code, status, message = "NOT_FOUND", 404, "no such account"
+
+
+class AlreadyExists(RegistryError):
+    code, status, message = "ALREADY_EXISTS", 409, "the name is taken"

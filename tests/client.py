@@ -30,15 +30,46 @@ class Response(events.HttpResponse):
 
 
 class Client:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, authorization: str | None = None) -> None:
         self.app = app
+        self.authorization = authorization
 
     def request(
         self, method: str, path: str, *, headers: Headers = None, body: bytes = b""
     ) -> Response:
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        if self.authorization and not any(k.lower() == "authorization" for k, _ in pairs):
+            pairs.append(("Authorization", self.authorization))
         raw = events.invoke(self.app, method, path, pairs, body)
         return Response(raw.status, raw.headers, raw.body)
+
+    # -- auth -----------------------------------------------------------------------------
+
+    def token(self, user: str | None, password: str = "", *scopes: str) -> str:
+        """A token from `/v2/auth` (Basic credentials, or anonymous with `user=None`)."""
+        import base64
+        from urllib.parse import urlencode
+
+        query = urlencode([("service", "stratus"), *(("scope", s) for s in scopes)])
+        headers = {}
+        if user is not None:
+            basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        answer = self.get(f"/v2/auth?{query}", headers=headers)
+        assert answer.status == 200, answer.body
+        return answer.json()["token"]
+
+    def as_bearer(self, token: str) -> Client:
+        return Client(self.app, f"Bearer {token}")
+
+    def login(self, user: str | None, password: str = "", *scopes: str) -> Client:
+        """This client with a token for `scopes`, as a registry client would hold one."""
+        return self.as_bearer(self.token(user, password, *scopes))
+
+    def as_basic(self, user: str, password: str) -> Client:
+        import base64
+
+        return Client(self.app, "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
 
     def get(self, path: str, **kw: Any) -> Response:
         return self.request("GET", path, **kw)

@@ -23,6 +23,11 @@ class RegistryRequest:
     headers: dict[str, list[str]]  # lower-cased names, every line kept
     query: dict[str, list[str]]
     body: bytes
+    source_ip: str | None = None
+    # "https://registry.example.com": where clients reach us, for the auth challenge's realm.
+    base_url: str = ""
+    # What the caller's token allows (chalicelib/auth/access.py); None when auth is off.
+    access: Any = None
 
     @classmethod
     def from_event(cls, event: dict[str, Any], body: bytes) -> RegistryRequest:
@@ -37,12 +42,15 @@ class RegistryRequest:
         for name, value in (event.get("queryStringParameters") or {}).items():
             query.setdefault(name, [value])
         proxy = (event.get("pathParameters") or {}).get("proxy") or ""
+        context = event.get("requestContext") or {}
         return cls(
-            method=event["requestContext"]["httpMethod"].upper(),
+            method=context["httpMethod"].upper(),
             path=proxy,
             headers=headers,
             query=query,
             body=body,
+            source_ip=(context.get("identity") or {}).get("sourceIp"),
+            base_url=_base_url(event, headers),
         )
 
     def header(self, name: str) -> str | None:
@@ -59,6 +67,16 @@ class RegistryRequest:
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[0] if values else None
+
+
+def _base_url(event: dict[str, Any], headers: dict[str, list[str]]) -> str:
+    """Scheme, host and, on an execute-api URL, the stage prefix (`/api`) before `/v2/`."""
+    context = event.get("requestContext") or {}
+    proto = (headers.get("x-forwarded-proto") or ["https"])[0]
+    host = (headers.get("host") or [context.get("domainName") or "localhost"])[0]
+    full, path = context.get("path") or "", event.get("path") or ""
+    prefix = full[: len(full) - len(path)] if path and full.endswith(path) else ""
+    return f"{proto}://{host}{prefix}"
 
 
 def empty(status: int, headers: dict[str, str] | None = None) -> Response:

@@ -1,7 +1,6 @@
-"""Management API (Quay's `/api/v1`): what the admin CLI reads.
+"""Management API (Quay's `/api/v1`): tags with their expiry, for the admin CLI.
 
-Read-only for now and, like the rest of local mode, open; the auth issue puts it behind
-admin credentials.
+Needs read access to the repository (Basic credentials or a token; open with auth off).
 """
 
 from __future__ import annotations
@@ -12,6 +11,9 @@ from email.utils import format_datetime
 from chalice import Response
 
 from chalicelib import clock
+from chalicelib.auth import logins
+from chalicelib.auth.permissions import READ
+from chalicelib.endpoints.accounts import require_role
 from chalicelib.endpoints.http import RegistryRequest, json_response
 from chalicelib.errors import BadQuery, NameUnknown
 from chalicelib.registry.names import validate_tag
@@ -27,6 +29,7 @@ def _timestamp(value: datetime | None) -> dict[str, object]:
 
 def list_repository_tags(request: RegistryRequest, name: str) -> Response:
     """Tags with their expiry, like Quay's `GET /api/v1/repository/<name>/tag/`."""
+    require_role(logins.caller(request), name, READ)
     raw_limit = request.param("limit") or "50"
     if not raw_limit.isdigit() or not 0 < int(raw_limit) <= MAX_LIMIT:
         raise BadQuery({"limit": raw_limit}, message=f"limit must be 1 to {MAX_LIMIT}")

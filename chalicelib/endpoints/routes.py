@@ -8,6 +8,7 @@ its own route in app.py). The greedy `name` group takes the last `/blobs/`, `/ma
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -16,7 +17,10 @@ from dataclasses import dataclass
 from chalice import Response
 
 from chalicelib import config
+from chalicelib.auth import access
+from chalicelib.auth.scopes import CATALOG, DELETE, PULL, PUSH, Scope, repository
 from chalicelib.endpoints import (
+    accounts,
     blobs,
     catalog,
     extensions,
@@ -24,6 +28,7 @@ from chalicelib.endpoints import (
     manifests,
     referrers,
     tags,
+    token,
     uploads,
 )
 from chalicelib.endpoints.http import API_VERSION_HEADER, RegistryRequest, json_response
@@ -46,6 +51,18 @@ class Route:
     endpoints: str  # the spec's ids, for readers and logs
     pattern: re.Pattern[str]
     methods: dict[str, Handler]
+    # The token action DELETE needs: `delete` for content, `push` for an upload session.
+    delete_action: str = PUSH
+    # False where the handler decides itself (the management API, by account and role).
+    token: bool = True
+
+    def scope(self, name: str, method: str) -> Scope:
+        """What the caller's token must grant on `name` (docker-registry/scope.md)."""
+        if method in ("GET", "HEAD"):
+            return repository(name, PULL)
+        if method == "DELETE":
+            return repository(name, self.delete_action)
+        return repository(name, PULL, PUSH)  # what clients ask for to push
 
 
 ROUTES: tuple[Route, ...] = (
@@ -66,6 +83,7 @@ ROUTES: tuple[Route, ...] = (
         "end-2 end-10",
         re.compile(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)"),
         {"GET": blobs.get, "HEAD": blobs.head, "DELETE": blobs.delete},
+        delete_action=DELETE,
     ),
     Route(
         "end-3 end-7 end-9",
@@ -76,6 +94,7 @@ ROUTES: tuple[Route, ...] = (
             "PUT": manifests.put,
             "DELETE": manifests.delete,
         },
+        delete_action=DELETE,
     ),
     Route("end-8a end-8b", re.compile(r"(?P<name>.+)/tags/list"), {"GET": tags.list_tags}),
     Route(
@@ -100,16 +119,74 @@ ROUTES: tuple[Route, ...] = (
     ),
 )
 
-# Registry-level endpoints: no repository name in the path.
-REGISTRY_ROUTES: dict[str, dict[str, Callable[[RegistryRequest], Response]]] = {
-    "_catalog": {"GET": catalog.list_repositories},
-    "_catalog/": {"GET": catalog.list_repositories},
-    "_oci/ext/discover": {"GET": extensions.discover_registry},
+# Registry-level endpoints: no repository name in the path; the scopes their token needs
+# (None: no token at all, for the token endpoint itself).
+CATALOG_SCOPE = Scope("registry", CATALOG, frozenset({"*"}))
+REGISTRY_ROUTES: dict[
+    str, tuple[dict[str, Callable[[RegistryRequest], Response]], list[Scope] | None]
+] = {
+    "auth": ({"GET": token.get_token, "POST": token.post_token}, None),
+    "_catalog": ({"GET": catalog.list_repositories}, [CATALOG_SCOPE]),
+    "_catalog/": ({"GET": catalog.list_repositories}, [CATALOG_SCOPE]),
+    "_oci/ext/discover": ({"GET": extensions.discover_registry}, []),
 }
 
-# `/api/v1/repository/{proxy+}`: Quay's management API, as far as it exists here.
+
+def _manage(label: str, pattern: str, methods: dict[str, Handler]) -> Route:
+    return Route(label, re.compile(pattern), methods, token=False)
+
+
+_ACCOUNT = r"[a-z0-9._-]+"
+# `/api/v1/{proxy+}`: the management API (Quay's paths where Quay has them), docs/auth.md.
 MANAGEMENT_ROUTES: tuple[Route, ...] = (
-    Route("tags", re.compile(r"(?P<name>.+)/tag/?"), {"GET": management.list_repository_tags}),
+    _manage("users", r"users/?", {"GET": accounts.list_users, "POST": accounts.create_user}),
+    _manage(
+        "user",
+        rf"users/(?P<username>{_ACCOUNT})",
+        {"PUT": accounts.change_user, "DELETE": accounts.delete_user},
+    ),
+    _manage(
+        "organizations",
+        r"organizations/?",
+        {"GET": accounts.list_organizations, "POST": accounts.create_organization},
+    ),
+    _manage(
+        "robots", rf"organization/(?P<namespace>{_ACCOUNT})/robots/?", {"GET": accounts.list_robots}
+    ),
+    _manage(
+        "robot",
+        rf"organization/(?P<namespace>{_ACCOUNT})/robots/(?P<shortname>{_ACCOUNT})",
+        {"PUT": accounts.create_robot, "DELETE": accounts.delete_robot},
+    ),
+    _manage(
+        "namespace permissions",
+        rf"organization/(?P<namespace>{_ACCOUNT})/permissions/?",
+        {"GET": accounts.list_namespace_permissions},
+    ),
+    _manage(
+        "namespace permission",
+        rf"organization/(?P<namespace>{_ACCOUNT})/permissions/(?P<principal>[a-z0-9._+-]+)",
+        {"PUT": accounts.set_namespace_permission, "DELETE": accounts.delete_namespace_permission},
+    ),
+    _manage("tags", r"repository/(?P<name>.+)/tag/?", {"GET": management.list_repository_tags}),
+    _manage(
+        "repository permissions",
+        r"repository/(?P<name>.+)/permissions/?",
+        {"GET": accounts.list_repository_permissions},
+    ),
+    _manage(
+        "repository permission",
+        r"repository/(?P<name>.+)/permissions/user/(?P<principal>[a-z0-9._+-]+)",
+        {
+            "PUT": accounts.set_repository_permission,
+            "DELETE": accounts.delete_repository_permission,
+        },
+    ),
+    _manage(
+        "visibility",
+        r"repository/(?P<name>.+)/changevisibility",
+        {"POST": accounts.change_visibility},
+    ),
 )
 
 
@@ -117,14 +194,26 @@ def _unsupported(request: RegistryRequest, methods: dict) -> Unsupported:
     return Unsupported({"method": request.method}, headers={"Allow": ", ".join(methods)})
 
 
+def _authorized(request: RegistryRequest, needed: list[Scope] | None) -> RegistryRequest:
+    if needed is None:
+        return request
+    return dataclasses.replace(request, access=access.authorize(request, needed))
+
+
 def resolve(routes: tuple[Route, ...], request: RegistryRequest) -> Callable[[], Response]:
-    """The handler call for this request, or the error for a path or method we lack."""
+    """The handler call for this request, or the error for a path, method or token we lack.
+
+    Authorization comes after routing, so an unknown path is a 404 for everyone, and a
+    malformed name is NAME_INVALID before any challenge.
+    """
     registry_level = REGISTRY_ROUTES.get(request.path) if routes is ROUTES else None
     if registry_level is not None:
-        handler = registry_level.get(request.method)
+        methods, needed = registry_level
+        handler = methods.get(request.method)
         if handler is None:
-            raise _unsupported(request, registry_level)
-        return lambda: handler(request)
+            raise _unsupported(request, methods)
+        allowed = _authorized(request, needed)
+        return lambda: handler(allowed)
     for route in routes:
         match = route.pattern.fullmatch(request.path)
         if match is None:
@@ -133,9 +222,21 @@ def resolve(routes: tuple[Route, ...], request: RegistryRequest) -> Callable[[],
         if handler is None:
             raise _unsupported(request, route.methods)
         params = match.groupdict()
-        name = validate_name(params.pop("name"))
-        return lambda: handler(request, name, **params)
+        if "name" in params:
+            params["name"] = validate_name(params["name"])
+        needed = [route.scope(params["name"], request.method)] if route.token else None
+        allowed = _authorized(request, needed)
+        return lambda: handler(allowed, **params)
     raise NotFound({"path": request.path})
+
+
+def version_check(request: RegistryRequest) -> Response:
+    """end-1: 200 for a caller with a valid token (any scope); the challenge otherwise."""
+    try:
+        access.authorize(request, [])
+    except RegistryError as error:
+        return render_error(error)
+    return json_response({}, headers=API_VERSION_HEADER)
 
 
 def _too_large(size: int | None, limit: int) -> PayloadTooLarge:

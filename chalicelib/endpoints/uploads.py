@@ -7,6 +7,7 @@ import re
 from chalice import Response
 
 from chalicelib import config
+from chalicelib.auth.access import may_pull
 from chalicelib.endpoints.http import RegistryRequest, empty
 from chalicelib.errors import BlobUploadInvalid, DigestInvalid, RangeNotSatisfiable
 from chalicelib.registry.digests import Digest, is_supported, parse_digest
@@ -67,16 +68,21 @@ def _chunk_start(request: RegistryRequest) -> int | None:
     return start
 
 
-def _mount(name: str, digest: Digest, source: str | None) -> blobs.Blob | None:
-    """Link a blob the caller can already read; `from` first, then any holder."""
+def _mount(
+    request: RegistryRequest, name: str, digest: Digest, source: str | None
+) -> blobs.Blob | None:
+    """Link a blob the caller can already read: `from` if its token may pull there, then
+    (with auth off only) any holder. Otherwise None: an ordinary upload, as the spec allows."""
     target = str(digest)
-    if source is not None:
-        found = blobs.get_link(validate_name(source), target)
+    if source is not None and may_pull(request, validate_name(source)):
+        found = blobs.get_link(source, target)
         if found is not None:
             return _link_or_none(name, found)
     existing = blobs.get_link(name, target)
     if existing is not None:
         return existing
+    if request.access is not None:
+        return None  # knowing a digest must not open a private repository's blobs
     for holder in blobs.repositories_holding(target, limit=1):
         found = blobs.get_link(holder, target)
         if found is not None:
@@ -95,7 +101,7 @@ def _link_or_none(name: str, found: blobs.Blob) -> blobs.Blob | None:
 def start(request: RegistryRequest, name: str) -> Response:
     mount = request.param("mount")
     if mount is not None:
-        mounted = _mount(name, parse_digest(mount), request.param("from"))
+        mounted = _mount(request, name, parse_digest(mount), request.param("from"))
         if mounted is not None:
             return _created(name, mounted)
     elif request.param("digest") is not None:

@@ -38,11 +38,15 @@ class HttpResponse:
 
 
 # The app's greedy routes (app.py): API Gateway hands everything below them to the app.
-PROXY_PREFIXES = ("/v2/", "/api/v1/repository/")
+PROXY_PREFIXES = ("/v2/", "/api/v1/")
 
 
 def build_event(
-    method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
 ) -> dict[str, Any] | None:
     """The proxy event for `method target`, or None where API Gateway has no route."""
     parts = urlsplit(target)
@@ -59,6 +63,8 @@ def build_event(
             return None
     multi_query = parse_qs(parts.query, keep_blank_values=True) or None
     multi_headers: dict[str, list[str]] = {}
+    if not any(name.lower() == "x-forwarded-proto" for name, _ in headers):
+        headers = [*headers, ("X-Forwarded-Proto", "http")]  # API Gateway's says https
     for name, value in headers:
         multi_headers.setdefault(name, []).append(value)
     return {
@@ -79,7 +85,7 @@ def build_event(
             "path": path,
             "stage": "local",
             "requestId": str(uuid.uuid4()),
-            "identity": {"sourceIp": "127.0.0.1"},
+            "identity": {"sourceIp": source_ip},
         },
         "body": base64.b64encode(body).decode("ascii") if body else None,
         "isBase64Encoded": bool(body),
@@ -99,9 +105,14 @@ def gateway_timeout() -> HttpResponse:
 
 
 def invoke(
-    app: Any, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    app: Any,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
 ) -> HttpResponse:
-    event = build_event(method, target, headers, body)
+    event = build_event(method, target, headers, body, source_ip)
     if event is None:
         return missing_route()
     result = app(event, LambdaContext())

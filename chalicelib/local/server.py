@@ -80,7 +80,8 @@ class RegistryHandler(BaseHTTPRequestHandler):
     def _invoke(self, body: bytes) -> events.HttpResponse:
         """Run the app; past the stage's timeout answer as API Gateway does (504), while
         the handler runs on to its end, as the Lambda function would."""
-        call = (self.app, self.command, self.path, list(self.headers.items()), body)
+        headers = list(self.headers.items())
+        call = (self.app, self.command, self.path, headers, body, self.client_address[0])
         timeout = config.settings.request_timeout_seconds
         if not timeout:
             return events.invoke(*call)

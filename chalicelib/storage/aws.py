@@ -38,3 +38,11 @@ def lambda_client() -> Any:
     import boto3
 
     return boto3.client("lambda", region_name=config.settings.region)
+
+
+@cache
+def ssm() -> Any:
+    """The signing keys and the bootstrap admin password live in Parameter Store."""
+    import boto3
+
+    return boto3.client("ssm", region_name=config.settings.region)

@@ -8,6 +8,8 @@
 - blob_objects (digest): one per S3 blob object, guarding its deletion.
 - referrers (subject_key = "<repository>@<subject digest>", digest): the referrers API;
   the `by_type` LSI serves `?artifactType=` with exact pages.
+- accounts (pk, sk): users, organizations, robots, permissions and login-failure counters in
+  one table, so a token request reads all it needs in one BatchGetItem (docs/auth.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime
 from pynamodb.attributes import (
     BinaryAttribute,
     BooleanAttribute,
+    DiscriminatorAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -219,6 +222,69 @@ class ReferrerModel(Model):
     by_type = ReferrersByType()
 
 
+class AccountDirectory(GlobalSecondaryIndex):
+    """Accounts listed by kind ("user", "organization", "robot <namespace>"), sorted by name."""
+
+    class Meta:
+        index_name = "directory"
+        projection = AllProjection()
+
+    directory = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute(range_key=True)
+
+
+class PermissionsByPrincipal(GlobalSecondaryIndex):
+    """What one principal may touch: `_catalog` filtering and the admin listing."""
+
+    class Meta:
+        index_name = "by_principal"
+        projection = AllProjection()
+
+    principal = UnicodeAttribute(hash_key=True)
+    resource = UnicodeAttribute(range_key=True)
+
+
+class AuthItem(Model):
+    """The accounts table; `kind` says which of the models below an item is."""
+
+    Meta = _meta(config.settings.accounts_table)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
+    # Index keys, present only on the items each index lists (sparse indexes).
+    directory = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    principal = UnicodeAttribute(null=True)
+    resource = UnicodeAttribute(null=True)
+    directory_index = AccountDirectory()
+    by_principal = PermissionsByPrincipal()
+
+
+class AccountModel(AuthItem, discriminator="account"):
+    """A user, organization or robot (`org+name`): pk "account <name>", sk "account"."""
+
+    account_type = UnicodeAttribute()
+    # "<scheme>$<params>$<salt>$<hash>" (chalicelib/auth/passwords.py); none for organizations.
+    secret = UnicodeAttribute(null=True)
+    superuser = BooleanAttribute(default=False)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+
+
+class PermissionModel(AuthItem, discriminator="permission"):
+    """A role on a repository ("org/app") or a namespace ("org/"): pk "permission <resource>",
+    sk the principal ("*" is everyone, anonymous included: a public repository)."""
+
+    role = UnicodeAttribute()
+
+
+class LoginFailureModel(AuthItem, discriminator="login_failure"):
+    """Failed logins of one user or source address in the current window."""
+
+    count = NumberAttribute(default=0)
+    expires_at = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     RepositoryModel,
     TagModel,
@@ -227,6 +293,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     UploadModel,
     ReferrerModel,
     BlobObjectModel,
+    AuthItem,
 )
 
 

@@ -60,3 +60,23 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(registry_clock, "now", fake.now)
     return fake
+
+
+ADMIN_USER, ADMIN_PASSWORD = "root", "root-password-1"
+
+
+@pytest.fixture
+def auth(settings, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """Auth switched on, with a fresh signing key and the bootstrap admin root."""
+    from chalicelib.auth import keys
+
+    settings(
+        auth=True,
+        signing_key_file=str(tmp_path / "signing-key.pem"),
+        signing_key_parameter="",
+        admin_user=ADMIN_USER,
+        admin_password=ADMIN_PASSWORD,
+    )
+    keys.forget()
+    yield
+    keys.forget()

@@ -1,0 +1,198 @@
+"""Accounts, permissions and login-failure counters in the accounts table (docs/auth.md).
+
+Keys: an account is ("account <name>", "account"); a permission ("permission <resource>",
+principal) where the resource is "org/app" or "org/" for a whole namespace; a failure counter
+("login_failure <user|source> <value>", "count").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+
+from chalicelib import clock
+from chalicelib.storage.models import (
+    AccountModel,
+    AuthItem,
+    LoginFailureModel,
+    PermissionModel,
+)
+
+ACCOUNT_SK, COUNT_SK = "account", "count"
+USER_DIRECTORY, ORG_DIRECTORY = "user", "organization"
+
+
+def _condition_failed(error: PutError | UpdateError | DeleteError) -> bool:
+    return error.cause_response_code == "ConditionalCheckFailedException"
+
+
+class AccountExists(Exception):
+    pass
+
+
+class AccountMissing(Exception):
+    pass
+
+
+def account_key(name: str) -> tuple[str, str]:
+    return f"account {name}", ACCOUNT_SK
+
+
+def permission_key(resource: str, principal: str) -> tuple[str, str]:
+    return f"permission {resource}", principal
+
+
+def failure_key(kind: str, value: str) -> tuple[str, str]:
+    return f"login_failure {kind} {value}", COUNT_SK
+
+
+def robot_directory(namespace: str) -> str:
+    return f"robot {namespace}"
+
+
+@dataclass
+class LoginRecords:
+    """What a token request needs, read in one BatchGetItem."""
+
+    account: AccountModel | None = None
+    failures: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)
+    roles: dict[tuple[str, str], str] = field(default_factory=dict)  # (resource, principal)
+
+
+def read_for_login(
+    name: str | None, source: str | None, permission_keys: list[tuple[str, str]]
+) -> LoginRecords:
+    keys = [permission_key(resource, principal) for resource, principal in permission_keys]
+    if name is not None:
+        keys += [account_key(name), failure_key("user", name)]
+    if source is not None:
+        keys.append(failure_key("source", source))
+    records = LoginRecords()
+    if not keys:
+        return records
+    now = clock.now()
+    for item in AuthItem.batch_get(list(dict.fromkeys(keys))):
+        if isinstance(item, AccountModel):
+            records.account = item
+        elif isinstance(item, PermissionModel):
+            records.roles[(item.resource, item.principal)] = item.role
+        elif isinstance(item, LoginFailureModel) and item.expires_at and item.expires_at > now:
+            records.failures[(item.pk, item.sk)] = (int(item.count), item.expires_at)
+    return records
+
+
+def record_failure(kind: str, value: str, window_seconds: int) -> None:
+    """Count one failed login in the current window, or open a new window if it has ended.
+
+    TTL deletes counters up to days late, so an ended window is reset here, not trusted.
+    """
+    pk, sk = failure_key(kind, value)
+    now = clock.now()
+    counter = LoginFailureModel(pk, sk)
+    try:
+        counter.update(
+            actions=[LoginFailureModel.count.add(1)],
+            condition=LoginFailureModel.expires_at > now,
+        )
+    except UpdateError as error:
+        if not _condition_failed(error):
+            raise
+        LoginFailureModel(
+            pk, sk, count=1, expires_at=now + timedelta(seconds=window_seconds)
+        ).save()
+
+
+def get_account(name: str) -> AccountModel | None:
+    try:
+        item = AccountModel.get(*account_key(name))
+    except DoesNotExist:
+        return None
+    return item if isinstance(item, AccountModel) else None
+
+
+def create_account(
+    name: str,
+    account_type: str,
+    directory: str,
+    secret: str | None = None,
+    superuser: bool = False,
+) -> AccountModel:
+    pk, sk = account_key(name)
+    account = AccountModel(
+        pk,
+        sk,
+        name=name,
+        directory=directory,
+        account_type=account_type,
+        secret=secret,
+        superuser=superuser,
+    )
+    try:
+        account.save(condition=AuthItem.pk.does_not_exist())
+    except PutError as error:
+        if _condition_failed(error):
+            raise AccountExists(name) from error
+        raise
+    return account
+
+
+def set_secret(name: str, secret: str) -> None:
+    try:
+        AccountModel(*account_key(name)).update(
+            actions=[AccountModel.secret.set(secret)], condition=AuthItem.pk.exists()
+        )
+    except UpdateError as error:
+        if _condition_failed(error):
+            raise AccountMissing(name) from error
+        raise
+
+
+def delete_account(name: str) -> None:
+    try:
+        AccountModel(*account_key(name)).delete(condition=AuthItem.pk.exists())
+    except DeleteError as error:
+        if _condition_failed(error):
+            raise AccountMissing(name) from error
+        raise
+
+
+def list_accounts(directory: str) -> list[AccountModel]:
+    return [
+        item for item in AuthItem.directory_index.query(directory) if isinstance(item, AccountModel)
+    ]
+
+
+def put_permission(resource: str, principal: str, role: str) -> None:
+    pk, sk = permission_key(resource, principal)
+    PermissionModel(pk, sk, resource=resource, principal=principal, role=role).save()
+
+
+def delete_permission(resource: str, principal: str) -> bool:
+    pk, sk = permission_key(resource, principal)
+    try:
+        PermissionModel(pk, sk).delete(condition=AuthItem.pk.exists())
+    except DeleteError as error:
+        if _condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def permissions_on(resource: str) -> dict[str, str]:
+    """principal -> role on one repository or namespace."""
+    return {
+        item.principal: item.role
+        for item in AuthItem.query(f"permission {resource}")
+        if isinstance(item, PermissionModel)
+    }
+
+
+def permissions_of(principal: str) -> dict[str, str]:
+    """resource -> role for one principal ("*" gives the public repositories)."""
+    return {
+        item.resource: item.role
+        for item in AuthItem.by_principal.query(principal)
+        if isinstance(item, PermissionModel)
+    }
