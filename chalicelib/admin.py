@@ -1,14 +1,25 @@
-"""`python -m chalicelib.admin`: the operator's command line, over the management API.
+"""`python -m chalicelib.admin` (`bin/stratus admin`): the operator's command line, a client of
+the management API (`/api/v1`, chalicelib/endpoints/accounts.py).
 
-    python -m chalicelib.admin --registry http://127.0.0.1:5000 tags org/app [--all]
+    stratus admin --registry https://registry.example.com --user root users
+    stratus admin create-user alice            # asks for alice's password
+    stratus admin create-org acme --owner alice
+    stratus admin create-robot acme ci         # prints acme+ci's token, once
+    stratus admin grant acme/app alice write   # "acme/" grants on the whole namespace
+    stratus admin visibility acme/app public
+    stratus admin tags acme/app --all
 
-Users, organizations and permissions join it with the auth work.
+The caller's password comes from STRATUS_PASSWORD or a prompt; with auth off (local mode's
+default) no credentials are needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import getpass
 import json
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -17,20 +28,34 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def _get(registry: str, path: str) -> Any:
-    with urllib.request.urlopen(registry.rstrip("/") + path, timeout=30) as answer:
-        return json.load(answer)
+class Api:
+    def __init__(self, registry: str, user: str | None, password: str | None) -> None:
+        self.registry = registry.rstrip("/")
+        self.authorization = None
+        if user:
+            secret = f"{user}:{password or ''}".encode()
+            self.authorization = "Basic " + base64.b64encode(secret).decode()
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.registry + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if self.authorization:
+            request.add_header("Authorization", self.authorization)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            raw = answer.read()
+        return json.loads(raw) if raw else None
 
 
-def tag_rows(registry: str, repository: str, include_expired: bool) -> list[dict[str, Any]]:
+def tag_rows(api: Api, repository: str, include_expired: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     last = None
     while True:
         query = {"limit": "100", "onlyActiveTags": "false" if include_expired else "true"}
         if last:
             query["last"] = last
-        page = _get(
-            registry, f"/api/v1/repository/{repository}/tag/?{urllib.parse.urlencode(query)}"
+        page = api.call(
+            "GET", f"/api/v1/repository/{repository}/tag/?{urllib.parse.urlencode(query)}"
         )
         rows += page["tags"]
         if not page["has_additional"] or not page["tags"]:
@@ -45,22 +70,118 @@ def _expires(row: dict[str, Any]) -> str:
     return f"{when} (expired)" if row["expired"] else when
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stratus-admin", description=__doc__.split("\n")[0])
-    parser.add_argument("--registry", default="http://127.0.0.1:5000")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _new_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("error: the passwords differ")
+    return first
+
+
+def _permission_path(resource: str, principal: str = "") -> str:
+    """`acme/` is the namespace, anything else a repository (Quay's paths)."""
+    if resource.endswith("/"):
+        return f"/api/v1/organization/{resource[:-1]}/permissions/{principal}"
+    suffix = f"user/{principal}" if principal else ""
+    return f"/api/v1/repository/{resource}/permissions/{suffix}"
+
+
+def run(api: Api, args: argparse.Namespace) -> Any:
+    """The command's answer, as JSON, or None for commands that print their own."""
+    command = args.command
+    if command == "tags":
+        rows = tag_rows(api, args.repository, args.all)
+        print(f"{'TAG':<32} {'DIGEST':<71} EXPIRES")
+        for row in rows:
+            print(f"{row['name']:<32} {row['manifest_digest']:<71} {_expires(row)}")
+        return None
+    if command == "users":
+        return api.call("GET", "/api/v1/users")
+    if command == "create-user":
+        body = {"username": args.name, "password": _new_password(args)}
+        return api.call("POST", "/api/v1/users", {**body, "superuser": args.superuser})
+    if command == "passwd":
+        return api.call("PUT", f"/api/v1/users/{args.name}", {"password": _new_password(args)})
+    if command == "delete-user":
+        return api.call("DELETE", f"/api/v1/users/{args.name}")
+    if command == "orgs":
+        return api.call("GET", "/api/v1/organizations")
+    if command == "create-org":
+        return api.call("POST", "/api/v1/organizations", {"name": args.name, "owners": args.owner})
+    if command == "robots":
+        return api.call("GET", f"/api/v1/organization/{args.namespace}/robots")
+    if command == "create-robot":
+        return api.call("PUT", f"/api/v1/organization/{args.namespace}/robots/{args.shortname}")
+    if command == "delete-robot":
+        return api.call("DELETE", f"/api/v1/organization/{args.namespace}/robots/{args.shortname}")
+    if command == "grant":
+        return api.call("PUT", _permission_path(args.resource, args.principal), {"role": args.role})
+    if command == "revoke":
+        return api.call("DELETE", _permission_path(args.resource, args.principal))
+    if command == "permissions":
+        return api.call("GET", _permission_path(args.resource))
+    if command == "visibility":
+        path = f"/api/v1/repository/{args.repository}/changevisibility"
+        return api.call("POST", path, {"visibility": args.visibility})
+    raise SystemExit(f"unknown command {command}")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="stratus-admin", description=__doc__.split("\n")[0])
+    root.add_argument(
+        "--registry", default=os.environ.get("STRATUS_REGISTRY", "http://127.0.0.1:5000")
+    )
+    root.add_argument("--user", default=os.environ.get("STRATUS_USER"), help="who you are")
+    commands = root.add_subparsers(dest="command", required=True)
     tags = commands.add_parser("tags", help="list a repository's tags with their expiry")
     tags.add_argument("repository")
     tags.add_argument("--all", action="store_true", help="include expired tags not yet removed")
-    args = parser.parse_args(argv)
+    commands.add_parser("users", help="list users")
+    for name, text in (("create-user", "create a user"), ("passwd", "set a user's password")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("name")
+        command.add_argument("--password-stdin", action="store_true")
+        if name == "create-user":
+            command.add_argument("--superuser", action="store_true")
+    commands.add_parser("delete-user", help="delete a user").add_argument("name")
+    commands.add_parser("orgs", help="list organizations")
+    org = commands.add_parser("create-org", help="create an organization")
+    org.add_argument("name")
+    org.add_argument("--owner", action="append", default=[], help="repeatable")
+    commands.add_parser("robots", help="list a namespace's robots").add_argument("namespace")
+    for name in ("create-robot", "delete-robot"):
+        robot = commands.add_parser(name, help=f"{name.split('-')[0]} namespace+shortname")
+        robot.add_argument("namespace")
+        robot.add_argument("shortname")
+    grant = commands.add_parser("grant", help="give a role on a repository or namespace/")
+    grant.add_argument("resource")
+    grant.add_argument("principal")
+    grant.add_argument("role", choices=["read", "write", "admin"])
+    revoke = commands.add_parser("revoke", help="take a grant away")
+    revoke.add_argument("resource")
+    revoke.add_argument("principal")
+    commands.add_parser("permissions", help="list grants").add_argument("resource")
+    visibility = commands.add_parser("visibility", help="make a repository public or private")
+    visibility.add_argument("repository")
+    visibility.add_argument("visibility", choices=["public", "private"])
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    password = None
+    if args.user:
+        password = os.environ.get("STRATUS_PASSWORD") or getpass.getpass(
+            f"{args.user}'s password: "
+        )
     try:
-        rows = tag_rows(args.registry, args.repository, args.all)
+        answer = run(Api(args.registry, args.user, password), args)
     except urllib.error.HTTPError as error:
         print(f"error: {error.code} {error.read().decode(errors='replace')}", file=sys.stderr)
         return 1
-    print(f"{'TAG':<32} {'DIGEST':<71} EXPIRES")
-    for row in rows:
-        print(f"{row['name']:<32} {row['manifest_digest']:<71} {_expires(row)}")
+    if answer is not None:
+        print(json.dumps(answer, indent=2))
     return 0
 
 

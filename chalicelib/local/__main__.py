@@ -29,9 +29,17 @@ def main() -> None:
     from chalicelib.local.server import make_server
 
     server = make_server(app, args.host, args.port, quiet=args.quiet)
+    from chalicelib import config
+
+    settings = config.settings
+    access = (
+        f"auth on, bootstrap admin {settings.admin_user or '(none: set STRATUS_ADMIN_USER)'}"
+        if settings.auth
+        else "open: anyone may push (STRATUS_AUTH=1 makes it private)"
+    )
     print(
         f"Stratus registry on http://{args.host}:{args.port}/v2/  "
-        f"(AWS: {os.environ.get('AWS_ENDPOINT_URL', 'real AWS')})",
+        f"(AWS: {os.environ.get('AWS_ENDPOINT_URL', 'real AWS')}; {access})",
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):

@@ -50,7 +50,7 @@ def _start(tmp: Path, name: str, extra_env: dict[str, str]) -> Registry:
         if process.poll() is not None:
             raise RuntimeError(f"registry exited early:\n{log.read_text()}")
         try:
-            if requests.get(f"{registry.url}/v2/", timeout=1).status_code == 200:
+            if requests.get(f"{registry.url}/v2/", timeout=1).status_code in (200, 401):
                 return registry
         except requests.ConnectionError:
             time.sleep(0.2)
@@ -99,6 +99,27 @@ def referrers_off_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """FEATURE_REFERRERS_API off: clients must fall back to the referrers tag schema."""
     started = _start(
         tmp_path_factory.mktemp("referrers-off"), "referrers-off", {"FEATURE_REFERRERS_API": "0"}
+    )
+    yield started
+    _stop(started)
+
+
+ADMIN, ADMIN_PASSWORD = "admin", "admin-password-1"
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """`STRATUS_AUTH=1 make run`: private, with the bootstrap admin from the environment."""
+    tmp = tmp_path_factory.mktemp("auth")
+    started = _start(
+        tmp,
+        "auth",
+        {
+            "STRATUS_AUTH": "1",
+            "STRATUS_ADMIN_USER": ADMIN,
+            "STRATUS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "STRATUS_SIGNING_KEY_FILE": str(tmp / "signing-key.pem"),
+        },
     )
     yield started
     _stop(started)

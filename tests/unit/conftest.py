@@ -67,8 +67,15 @@ ADMIN_USER, ADMIN_PASSWORD = "root", "root-password-1"
 
 @pytest.fixture
 def auth(settings, tmp_path, monkeypatch: pytest.MonkeyPatch):
-    """Auth switched on, with a fresh signing key and the bootstrap admin root."""
-    from chalicelib.auth import keys
+    """Auth switched on, with a fresh signing key and the bootstrap admin root.
+
+    scrypt runs at a sixteenth of its cost here (the stored hash records its parameters);
+    the fixture yields the production cost for the test that checks it.
+    """
+    from chalicelib.auth import keys, passwords
+
+    production_cost = passwords.SCRYPT_N
+    monkeypatch.setattr(passwords, "SCRYPT_N", 2**10)
 
     settings(
         auth=True,
@@ -78,5 +85,5 @@ def auth(settings, tmp_path, monkeypatch: pytest.MonkeyPatch):
         admin_password=ADMIN_PASSWORD,
     )
     keys.forget()
-    yield
+    yield {"scrypt_n": production_cost}
     keys.forget()
