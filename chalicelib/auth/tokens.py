@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import jwt
-
 from chalicelib import clock, config
 from chalicelib.auth import keys
 from chalicelib.auth.scopes import Scope
@@ -35,6 +33,8 @@ class Issued:
 
 
 def _sign(claims: dict[str, Any]) -> str:
+    import jwt  # with its cryptography backend, loaded on the first token, not at import
+
     key = keys.ring().signing
     return jwt.encode(claims, key.private, algorithm=key.algorithm, headers={"kid": key.kid})
 
@@ -68,6 +68,8 @@ def issue_refresh(subject: str) -> str:
 
 
 def _key_for(token: str) -> keys.SigningKey:
+    import jwt
+
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as error:
@@ -82,6 +84,8 @@ def _key_for(token: str) -> keys.SigningKey:
 
 def verify(token: str, use: str = ACCESS) -> dict[str, Any]:
     """The claims of a token we signed, for our audience, now valid, of the given kind."""
+    import jwt
+
     key = _key_for(token)
     settings = config.settings
     try:
