@@ -73,6 +73,12 @@ class ManifestInvalid(RegistryError):
     code, status, message = "MANIFEST_INVALID", 400, "manifest invalid"
 
 
+class ManifestUnverified(RegistryError):
+    """A Docker schema 1 manifest whose signature does not verify."""
+
+    code, status, message = "MANIFEST_UNVERIFIED", 400, "manifest failed signature verification"
+
+
 class ManifestUnknown(RegistryError):
     code, status, message = "MANIFEST_UNKNOWN", 404, "manifest unknown to registry"
 

@@ -40,6 +40,9 @@ class Client:
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
         if self.authorization and not any(k.lower() == "authorization" for k, _ in pairs):
             pairs.append(("Authorization", self.authorization))
+        if not any(k.lower() == "accept" for k, _ in pairs):
+            # What curl and requests send; old Docker's missing Accept is `Accept: ""` here.
+            pairs.append(("Accept", "*/*"))
         raw = events.invoke(self.app, method, path, pairs, body)
         return Response(raw.status, raw.headers, raw.body)
 

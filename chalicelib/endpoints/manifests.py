@@ -5,8 +5,9 @@ from __future__ import annotations
 from chalice import Response
 
 from chalicelib import config
+from chalicelib.endpoints import schema1 as legacy
 from chalicelib.endpoints.http import RegistryRequest, empty
-from chalicelib.errors import DigestInvalid, ManifestBlobUnknown, PayloadTooLarge
+from chalicelib.errors import DigestInvalid, ManifestBlobUnknown, PayloadTooLarge, TagInvalid
 from chalicelib.registry import expiry
 from chalicelib.registry import manifests as rules
 from chalicelib.registry.digests import is_supported, looks_like_digest, parse_digest
@@ -30,8 +31,20 @@ def _headers(manifest: store.StoredManifest) -> dict[str, str]:
     }
 
 
+def _negotiated(
+    request: RegistryRequest, name: str, reference: str, *, with_body: bool
+) -> store.StoredManifest:
+    """The stored manifest, or its schema 1 form for a client that can take nothing else."""
+    manifest = _lookup(name, reference, with_body=with_body)
+    if looks_like_digest(reference) or not legacy.wanted(request, manifest.media_type):
+        return manifest
+    if manifest.body is None:
+        manifest = _lookup(name, reference, with_body=True)
+    return legacy.convert(name, reference, manifest)
+
+
 def get(request: RegistryRequest, name: str, reference: str) -> Response:
-    manifest = _lookup(name, reference, with_body=True)
+    manifest = _negotiated(request, name, reference, with_body=True)
     # Manifests are UTF-8 JSON (checked on push) and go out as text: Chalice would refuse a
     # binary Content-Type the client's Accept does not name. The bytes round-trip exactly.
     assert manifest.body is not None
@@ -39,7 +52,7 @@ def get(request: RegistryRequest, name: str, reference: str) -> Response:
 
 
 def head(request: RegistryRequest, name: str, reference: str) -> Response:
-    manifest = _lookup(name, reference, with_body=False)
+    manifest = _negotiated(request, name, reference, with_body=False)
     return empty(200, {**_headers(manifest), "Content-Length": str(manifest.size)})
 
 
@@ -93,6 +106,8 @@ def put(request: RegistryRequest, name: str, reference: str) -> Response:
     parsed = rules.parse(body, request.header("content-type") or "", algorithm)
     if tag is None and parsed.digest != reference:
         raise DigestInvalid({"expected": reference, "actual": parsed.digest})
+    if tag is not None and parsed.legacy_tag is not None and parsed.legacy_tag != tag:
+        raise TagInvalid({"tag": tag, "manifest_tag": parsed.legacy_tag})
     children = _check_references(name, parsed)
     for digest, data in parsed.embedded.items():
         if blobs.get_link(name, digest) is None:

@@ -89,6 +89,8 @@ def value_for(
     annotation = (parsed.annotations or {}).get(KEY)
     if annotation is not None:
         return annotation
+    if parsed.legacy_config is not None:  # schema 1: the top layer's labels
+        return config_label(parsed.legacy_config)
     if config is not None and parsed.media_type in mt.IMAGE_MANIFESTS:
         return config_label(config)
     return None

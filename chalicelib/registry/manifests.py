@@ -17,6 +17,7 @@ from typing import Any
 
 from chalicelib.errors import DigestInvalid, ManifestInvalid
 from chalicelib.registry import mediatypes as mt
+from chalicelib.registry import schema1
 from chalicelib.registry.digests import is_supported, parse_digest
 
 # Docker's non-distributable layers point at `urls` elsewhere; the registry needn't hold them.
@@ -54,6 +55,9 @@ class ParsedManifest:
     annotations: dict[str, str] | None = None
     # Blobs whose descriptors embed their bytes (`data`) and so need not be uploaded first.
     embedded: dict[str, bytes] = field(default_factory=dict)
+    # Docker schema 1: the newest history entry, the V1 config that carries the labels.
+    legacy_config: bytes | None = None
+    legacy_tag: str | None = None
 
 
 def _invalid(reason: str, **detail: Any) -> ManifestInvalid:
@@ -137,6 +141,8 @@ def _media_type(content_type: str, doc: dict[str, Any]) -> str:
     if content_type in mt.GENERIC:
         if declared:
             return declared
+        if "fsLayers" in doc:
+            return mt.DOCKER_SCHEMA1_SIGNED if "signatures" in doc else mt.DOCKER_SCHEMA1
         if "manifests" in doc:
             return mt.OCI_INDEX
         if "config" in doc:
@@ -159,7 +165,7 @@ def parse(body: bytes, content_type: str, digest_algorithm: str = "sha256") -> P
         raise _invalid("manifest must be a JSON object")
     media_type = _media_type(content_type, doc)
     if media_type in mt.SCHEMA1:
-        raise _invalid("Docker schema 1 manifests are not accepted")
+        return _parse_schema1(body, doc, media_type)
     parsed = ParsedManifest(
         media_type=media_type,
         digest=f"{digest_algorithm}:{hashlib.new(digest_algorithm, body).hexdigest()}",
@@ -199,3 +205,17 @@ def parse(body: bytes, content_type: str, digest_algorithm: str = "sha256") -> P
 
 def _is_foreign(descriptor: Descriptor) -> bool:
     return descriptor.media_type in _FOREIGN_LAYERS and bool(descriptor.urls)
+
+
+def _parse_schema1(body: bytes, doc: dict[str, Any], media_type: str) -> ParsedManifest:
+    legacy = schema1.parse(body, doc, media_type)
+    layers = dict.fromkeys(legacy.layers)  # empty layers repeat; each is referenced once
+    return ParsedManifest(
+        media_type=media_type,
+        digest=legacy.digest,
+        size=len(body),
+        body=body,
+        blobs=[Descriptor(schema1.LAYER_MEDIA_TYPE, digest, 0) for digest in layers],
+        legacy_config=legacy.top_config,
+        legacy_tag=legacy.tag,
+    )
