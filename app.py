@@ -35,6 +35,12 @@ def management():
     return routes.dispatch(_request(), routes.MANAGEMENT_ROUTES)
 
 
+@app.route("/v1/{proxy+}", methods=METHODS, content_types=["*/*"])
+def docker_v1():
+    """Docker V1 pulls of V2 images, read-only (chalicelib/endpoints/v1.py)."""
+    return routes.dispatch(_request(), routes.V1_ROUTES)
+
+
 # Read when `chalice deploy` imports this file: export them there (see README, Expiry).
 CLEANUP_RATE_MINUTES = int(os.environ.get("STRATUS_CLEANUP_RATE_MINUTES", "60"))
 TAGS_STREAM_ARN = os.environ.get("STRATUS_TAGS_STREAM_ARN")

@@ -72,6 +72,9 @@ class Settings:
     login_failures_per_user: int
     login_failures_per_source: int
     login_failure_window_seconds: int
+    # Docker V1 pulls (read-only) of images pushed through V2, as Quay serves them.
+    v1_pulls: bool
+    v1_images_table: str
 
 
 def load() -> Settings:
@@ -115,6 +118,8 @@ def load() -> Settings:
         login_failures_per_user=_int("STRATUS_LOGIN_FAILURES_PER_USER", 10),
         login_failures_per_source=_int("STRATUS_LOGIN_FAILURES_PER_SOURCE", 30),
         login_failure_window_seconds=_int("STRATUS_LOGIN_FAILURE_WINDOW_SECONDS", 900),
+        v1_pulls=_flag("STRATUS_V1_PULLS", True),
+        v1_images_table=os.environ.get("STRATUS_V1_IMAGES_TABLE", prefix + "v1-images"),
     )
 
 

@@ -68,6 +68,7 @@ def make_image(
     labels: dict[str, str] | None = None,
     layer_type: str = OCI_LAYER_GZIP,
     annotations: dict[str, str] | None = None,
+    history: list[dict] | None = None,
 ) -> Image:
     diff_ids = [
         sha256(gzip.decompress(layer) if layer_type == OCI_LAYER_GZIP else layer)
@@ -79,6 +80,8 @@ def make_image(
         "config": {"Labels": labels or {}},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
+    if history is not None:
+        config_doc["history"] = history
     config = json.dumps(config_doc, sort_keys=True).encode()
     manifest_doc = {
         "schemaVersion": 2,

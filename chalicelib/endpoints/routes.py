@@ -30,6 +30,7 @@ from chalicelib.endpoints import (
     tags,
     token,
     uploads,
+    v1,
 )
 from chalicelib.endpoints.http import API_VERSION_HEADER, RegistryRequest, json_response
 from chalicelib.errors import (
@@ -187,6 +188,26 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
         r"repository/(?P<name>.+)/changevisibility",
         {"POST": accounts.change_visibility},
     ),
+)
+
+
+def _v1(label: str, pattern: str, methods: dict[str, Handler]) -> Route:
+    return Route(label, re.compile(pattern), methods, token=False)
+
+
+_PUSH = {"PUT": v1.refuse_push, "POST": v1.refuse_push, "DELETE": v1.refuse_push}
+# `/v1/{proxy+}`: Docker V1 pulls (chalicelib/endpoints/v1.py); the handlers check access.
+V1_ROUTES: tuple[Route, ...] = (
+    _v1("ping", r"_ping", {"GET": v1.ping}),
+    _v1("images", r"repositories/(?P<name>.+)/images", {"GET": v1.repository_images, **_PUSH}),
+    _v1(
+        "tag", r"repositories/(?P<name>.+)/tags/(?P<tag>[^/]+)", {"GET": v1.repository_tag, **_PUSH}
+    ),
+    _v1("tags", r"repositories/(?P<name>.+)/tags", {"GET": v1.repository_tags}),
+    _v1("image json", r"images/(?P<image_id>[^/]+)/json", {"GET": v1.image_json, **_PUSH}),
+    _v1("ancestry", r"images/(?P<image_id>[^/]+)/ancestry", {"GET": v1.image_ancestry}),
+    _v1("layer", r"images/(?P<image_id>[^/]+)/layer", {"GET": v1.image_layer, **_PUSH}),
+    _v1("push", r".*", _PUSH),
 )
 
 

@@ -43,7 +43,7 @@ def _no_schema1(reason: str) -> ManifestUnknown:
     return ManifestUnknown({"reason": reason}, message="manifest has no schema 1 form")
 
 
-def _image_of(name: str, manifest: StoredManifest) -> StoredManifest:
+def image_of(name: str, manifest: StoredManifest) -> StoredManifest:
     """The manifest itself, or an index's linux/amd64 image."""
     if manifest.media_type not in mt.INDEXES:
         return manifest
@@ -55,8 +55,19 @@ def _image_of(name: str, manifest: StoredManifest) -> StoredManifest:
     raise _no_schema1("the index has no linux/amd64 image")
 
 
+def ensure_empty_layer(name: str) -> None:
+    """Schema 1 and V1 clients fetch the empty layer like any other; it must be linked."""
+    if blobs.get_link(name, schema1.EMPTY_LAYER_DIGEST) is None:
+        blobs.store_and_link(
+            name,
+            schema1.EMPTY_LAYER_DIGEST,
+            len(schema1.EMPTY_LAYER),
+            lambda: blobs.put_object(schema1.EMPTY_LAYER_DIGEST, schema1.EMPTY_LAYER),
+        )
+
+
 def convert(name: str, tag: str, manifest: StoredManifest) -> StoredManifest:
-    image = _image_of(name, manifest)
+    image = image_of(name, manifest)
     if image.media_type not in mt.IMAGE_MANIFESTS:
         raise _no_schema1(f"{image.media_type} is not an image manifest")
     assert image.body is not None
@@ -75,16 +86,8 @@ def convert(name: str, tag: str, manifest: StoredManifest) -> StoredManifest:
         return store.get_by_digest(name, digest)
     except ManifestUnknown:
         pass
-    uses_empty = any(
-        layer["blobSum"] == schema1.EMPTY_LAYER_DIGEST for layer in document["fsLayers"]
-    )
-    if uses_empty and blobs.get_link(name, schema1.EMPTY_LAYER_DIGEST) is None:
-        blobs.store_and_link(
-            name,
-            schema1.EMPTY_LAYER_DIGEST,
-            len(schema1.EMPTY_LAYER),
-            lambda: blobs.put_object(schema1.EMPTY_LAYER_DIGEST, schema1.EMPTY_LAYER),
-        )
+    if any(layer["blobSum"] == schema1.EMPTY_LAYER_DIGEST for layer in document["fsLayers"]):
+        ensure_empty_layer(name)
     signing = keys.ring().signing
     body = schema1.sign(document, signing.private, signing.algorithm)
     parsed = rules.parse(body, mt.DOCKER_SCHEMA1_SIGNED)

@@ -38,7 +38,7 @@ class HttpResponse:
 
 
 # The app's greedy routes (app.py): API Gateway hands everything below them to the app.
-PROXY_PREFIXES = ("/v2/", "/api/v1/")
+PROXY_PREFIXES = ("/v2/", "/api/v1/", "/v1/")
 
 
 def build_event(

@@ -8,6 +8,8 @@
 - blob_objects (digest): one per S3 blob object, guarding its deletion.
 - referrers (subject_key = "<repository>@<subject digest>", digest): the referrers API;
   the `by_type` LSI serves `?artifactType=` with exact pages.
+- v1-images (image_id, repository): Docker V1 image ids derived from V2 images, written when
+  a V1 client lists tags, expiring by TTL (a cache; rebuilt on the next listing).
 - accounts (pk, sk): users, organizations, robots, permissions and login-failure counters in
   one table, so a token request reads all it needs in one BatchGetItem (docs/auth.md).
 """
@@ -222,6 +224,19 @@ class ReferrerModel(Model):
     by_type = ReferrersByType()
 
 
+class V1ImageModel(Model):
+    """One V1 image of a V2 image, for the Docker V1 pull protocol (chalicelib/endpoints/v1.py)."""
+
+    Meta = _meta(config.settings.v1_images_table)
+
+    image_id = UnicodeAttribute(hash_key=True)
+    repository = UnicodeAttribute(range_key=True)
+    blob_sum = UnicodeAttribute()
+    ancestry = ListAttribute(of=UnicodeAttribute)  # this image first, then its parents
+    v1_json = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+
 class AccountDirectory(GlobalSecondaryIndex):
     """Accounts listed by kind ("user", "organization", "robot <namespace>"), sorted by name."""
 
@@ -294,6 +309,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ReferrerModel,
     BlobObjectModel,
     AuthItem,
+    V1ImageModel,
 )
 
 
