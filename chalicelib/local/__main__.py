@@ -20,6 +20,13 @@ def main() -> None:
 
     from chalicelib.local import stack
 
+    if os.environ.get("STRATUS_RECORD_AWS_CALLS"):
+        from pathlib import Path
+
+        from chalicelib.local import calls
+
+        calls.install(Path(os.environ["STRATUS_RECORD_AWS_CALLS"]))
+
     use_real_endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("STRATUS_USE_AWS")
     if not use_real_endpoint:
         stack.start_moto(int(os.environ.get("MOTO_PORT", "0")) or None)

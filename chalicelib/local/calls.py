@@ -1,0 +1,74 @@
+"""The AWS operations the registry's own code makes, recorded at botocore.
+
+The test suite records them (in process, and in its local servers through
+STRATUS_RECORD_AWS_CALLS) and checks each against the stages' IAM policies (infra/
+policies.py), so a new call without its permission fails the build instead of production.
+Calls made by tests themselves, or by local provisioning, are not the registry's and are
+left out. Benchmarks count calls per request the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+_LIBRARIES = ("/botocore/", "/boto3/", "/pynamodb/", "/moto/", "/s3transfer/", "/urllib3/")
+_lock = threading.Lock()
+recorded: set[tuple[str, str, str]] = set()  # (role, service, operation)
+counter: Counter[tuple[str, str]] = Counter()  # (service, operation), for benchmarks
+_sink: Path | None = None
+_installed = False
+
+
+def _origin() -> str | None:
+    """ "api" or "cleanup" for a call the registry's code makes; None for anyone else's."""
+    frame = sys._getframe(3)
+    first = None
+    role = "api"
+    while frame is not None:
+        name = frame.f_code.co_filename.replace("\\", "/")
+        if name.endswith("chalicelib/local/stack.py"):
+            return None  # provisioning local stand-ins, not something a stage does
+        if name.endswith("chalicelib/cleanup.py"):
+            role = "cleanup"
+        if first is None and not any(lib in name for lib in _LIBRARIES):
+            first = name
+        frame = frame.f_back
+    return role if first is not None and "/chalicelib/" in first else None
+
+
+def install(sink: Path | None = None) -> None:
+    """Record every later call; with `sink`, also append new ones to that file."""
+    global _sink, _installed
+    from botocore.client import BaseClient
+
+    _sink = sink
+    if _installed:
+        return
+    _installed = True
+    original = BaseClient._make_api_call
+
+    def recording(client, operation_name, api_params):
+        service = client.meta.service_model.service_name
+        with _lock:
+            counter[(service, operation_name)] += 1
+        role = _origin()
+        if role is not None:
+            key = (role, service, operation_name)
+            with _lock:
+                if key not in recorded:
+                    recorded.add(key)
+                    if _sink is not None:
+                        with _sink.open("a") as handle:
+                            handle.write(" ".join(key) + "\n")
+        return original(client, operation_name, api_params)
+
+    BaseClient._make_api_call = recording  # type: ignore[method-assign]
+
+
+def read(path: Path) -> set[tuple[str, str, str]]:
+    if not path.exists():
+        return set()
+    return {tuple(line.split()) for line in path.read_text().splitlines() if line.strip()}  # type: ignore[misc]

@@ -1,0 +1,204 @@
+"""The stages' IAM policies, generated: `python -m infra.policies` writes .chalice/policy-*.json.
+
+Least privilege: each function gets only the actions its code makes (tests/unit/
+test_iam_policy.py records the calls and checks them against these), on only its stage's
+tables, indexes, streams, bucket and parameters. The request handlers cannot Scan or list
+the bucket; only the cleanup functions can.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+STAGES = ("dev", "prod")
+CHALICE = Path(__file__).resolve().parents[1] / ".chalice"
+
+# API operations -> IAM actions, for the recorded-calls check.
+S3_ACTIONS = {
+    "GetObject": ["s3:GetObject"],
+    "HeadObject": ["s3:GetObject"],
+    "PutObject": ["s3:PutObject"],
+    "CopyObject": ["s3:GetObject", "s3:PutObject"],
+    "CreateMultipartUpload": ["s3:PutObject"],
+    "UploadPart": ["s3:PutObject"],
+    "UploadPartCopy": ["s3:GetObject", "s3:PutObject"],
+    "CompleteMultipartUpload": ["s3:PutObject"],
+    "AbortMultipartUpload": ["s3:AbortMultipartUpload"],
+    "ListParts": ["s3:ListMultipartUploadParts"],
+    "DeleteObject": ["s3:DeleteObject"],
+    "DeleteObjects": ["s3:DeleteObject"],
+    "ListObjectsV2": ["s3:ListBucket"],
+    "ListMultipartUploads": ["s3:ListBucketMultipartUploads"],
+}
+OTHER_ACTIONS = {
+    ("ssm", "GetParameter"): ["ssm:GetParameter"],
+    ("lambda", "Invoke"): ["lambda:InvokeFunction"],
+}
+
+API_DYNAMODB = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+]
+API_S3_OBJECTS = [
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+]
+
+
+def _logs(stage: str) -> dict:
+    return {
+        "Sid": "Logs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/stratus-{stage}-*",
+    }
+
+
+def _tracing() -> dict:
+    return {
+        "Sid": "Tracing",
+        "Effect": "Allow",
+        "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+        "Resource": "*",  # X-Ray has no resource-level permissions
+    }
+
+
+def _tables(stage: str) -> list[str]:
+    base = f"arn:aws:dynamodb:*:*:table/stratus-{stage}-*"
+    return [base, base + "/index/*"]
+
+
+def _bucket(stage: str) -> str:
+    return f"arn:aws:s3:::stratus-{stage}-blobs-*"
+
+
+def api_policy(stage: str) -> dict:
+    """The request handlers and verify_upload."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _logs(stage),
+            _tracing(),
+            {
+                "Sid": "Metadata",
+                "Effect": "Allow",
+                # TransactWriteItems is authorized per item action (PutItem, UpdateItem,
+                # DeleteItem, ConditionCheckItem), as DynamoDB documents.
+                "Action": API_DYNAMODB,
+                "Resource": _tables(stage),
+            },
+            {
+                "Sid": "Blobs",
+                "Effect": "Allow",
+                "Action": API_S3_OBJECTS,
+                "Resource": _bucket(stage) + "/*",
+            },
+            {
+                "Sid": "SigningKeysAndBootstrapAdmin",
+                "Effect": "Allow",
+                "Action": ["ssm:GetParameter"],
+                "Resource": f"arn:aws:ssm:*:*:parameter/stratus/{stage}/*",
+            },
+            {
+                "Sid": "AsynchronousVerify",
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction"],
+                "Resource": f"arn:aws:lambda:*:*:function:stratus-{stage}-verify_upload",
+            },
+        ],
+    }
+
+
+def cleanup_policy(stage: str) -> dict:
+    """The scheduled cleanup and the tags-stream handler: scans and bucket listings too."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _logs(stage),
+            _tracing(),
+            {
+                "Sid": "Metadata",
+                "Effect": "Allow",
+                "Action": [*API_DYNAMODB, "dynamodb:Scan"],
+                "Resource": _tables(stage),
+            },
+            {
+                "Sid": "TagsStream",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:DescribeStream",
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                    "dynamodb:ListStreams",
+                ],
+                "Resource": f"arn:aws:dynamodb:*:*:table/stratus-{stage}-tags/stream/*",
+            },
+            {
+                "Sid": "Blobs",
+                "Effect": "Allow",
+                "Action": API_S3_OBJECTS,
+                "Resource": _bucket(stage) + "/*",
+            },
+            {
+                "Sid": "BucketListing",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                "Resource": _bucket(stage),
+            },
+        ],
+    }
+
+
+def files() -> dict[Path, dict]:
+    out = {}
+    for stage in STAGES:
+        out[CHALICE / f"policy-{stage}.json"] = api_policy(stage)
+        out[CHALICE / f"policy-{stage}-cleanup.json"] = cleanup_policy(stage)
+    return out
+
+
+def render(policy: dict) -> str:
+    return json.dumps(policy, indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    for path, policy in files().items():
+        path.write_text(render(policy))
+        print(f"wrote {path}")
+
+
+def required_actions(service: str, operation: str) -> list[str]:
+    """The IAM actions one API operation needs (unknown operations need a mapping here)."""
+    if service == "dynamodb":
+        if operation == "TransactWriteItems":
+            return []  # authorized per item: PutItem, UpdateItem, DeleteItem, ConditionCheckItem
+        if operation == "TransactGetItems":
+            return ["dynamodb:GetItem"]
+        return [f"dynamodb:{operation}"]
+    if service == "s3":
+        return S3_ACTIONS.get(operation, [f"s3:<unmapped {operation}>"])
+    return OTHER_ACTIONS.get((service, operation), [f"{service}:<unmapped {operation}>"])
+
+
+def missing(recorded: set[tuple[str, str, str]], stage: str = "dev") -> list[str]:
+    """Recorded (role, service, operation) calls whose actions the stage's policy lacks."""
+    policies = {"api": api_policy(stage), "cleanup": cleanup_policy(stage)}
+    allowed = {
+        role: {action for s in policy["Statement"] for action in s["Action"]}
+        for role, policy in policies.items()
+    }
+    gaps = []
+    for role, service, operation in sorted(recorded):
+        for action in required_actions(service, operation):
+            if action not in allowed[role]:
+                gaps.append(f"{role}: {service}.{operation} needs {action}")
+    return gaps
