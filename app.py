@@ -1,6 +1,7 @@
 """Stratus: the Chalice app. Wiring only; everything else lives in chalicelib/."""
 
 import os
+import sys
 
 from chalice import Rate
 
@@ -8,6 +9,13 @@ from chalicelib.endpoints import routes
 from chalicelib.endpoints.http import RegistryRequest, StratusApp
 
 app = StratusApp(app_name="stratus")
+
+if "chalice.cli" in sys.modules:
+    # `chalice deploy`/`package` is reading the app to build API Gateway: every request body
+    # must reach Lambda as bytes (blob chunks come with any Content-Type, or none), so the
+    # API's binary media types are `*/*`. At run time Chalice keeps its default list: with
+    # `*/*` it would base64 every response and refuse clients that send no Accept header.
+    app.api.binary_types = ["*/*"]
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 

@@ -69,12 +69,17 @@ def _signing_key(private: Any) -> SigningKey:
 _PEM_KEY = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----", re.S)
 
 
+def pem_blocks(pem_text: str) -> list[str]:
+    """The PEM private keys in a ring's text, in order."""
+    return [match.group(0) for match in _PEM_KEY.finditer(pem_text)]
+
+
 def parse_ring(pem_text: str) -> KeyRing:
     from cryptography.hazmat.primitives import serialization
 
     keys = [
-        _signing_key(serialization.load_pem_private_key(match.group(0).encode(), None))
-        for match in _PEM_KEY.finditer(pem_text)
+        _signing_key(serialization.load_pem_private_key(block.encode(), None))
+        for block in pem_blocks(pem_text)
     ]
     if not keys:
         raise KeyUnavailable("the key ring holds no PEM private key")

@@ -30,7 +30,8 @@ def main() -> None:
     use_real_endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("STRATUS_USE_AWS")
     if not use_real_endpoint:
         stack.start_moto(int(os.environ.get("MOTO_PORT", "0")) or None)
-    stack.provision()
+    if os.environ.get("STRATUS_PROVISION", "1") != "0":
+        stack.provision()  # off when infra/stratus.yaml made the tables and bucket
 
     from app import app
     from chalicelib.local.server import make_server

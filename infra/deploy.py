@@ -1,0 +1,171 @@
+"""Deploy or tear down a Stratus stage: `python -m infra.deploy up|down|rotate-key --stage dev`.
+
+`up` runs, in order: the infra stack (infra/stratus.yaml: tables, bucket), the SSM
+SecureStrings CloudFormation cannot create (the signing key ring, the bootstrap admin's
+password, generated when missing), the stage's configuration from the stack's outputs
+(.chalice/config.json), then `chalice deploy` with the tags stream wired to `tag_removed`.
+Re-running it upgrades in place. `down` deletes the Chalice app and the stack; tables and
+bucket are retained (DeletionPolicy) unless `--delete-data` is given, for dev only.
+`rotate-key` puts a new signing key first in the ring and keeps the old ones (docs/auth.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "infra" / "stratus.yaml"
+CONFIG = ROOT / ".chalice" / "config.json"
+
+
+def stack_name(stage: str) -> str:
+    return f"stratus-{stage}-storage"
+
+
+def _clients() -> tuple[Any, Any]:
+    import boto3
+
+    return boto3.client("cloudformation"), boto3.client("ssm")
+
+
+def deploy_stack(cloudformation: Any, stage: str) -> dict[str, str]:
+    """Create or update the infra stack; its outputs by key."""
+    name = stack_name(stage)
+    arguments = {
+        "StackName": name,
+        "TemplateBody": TEMPLATE.read_text(),
+        "Parameters": [{"ParameterKey": "Stage", "ParameterValue": stage}],
+    }
+    try:
+        cloudformation.describe_stacks(StackName=name)
+        exists = True
+    except cloudformation.exceptions.ClientError:
+        exists = False
+    if exists:
+        try:
+            cloudformation.update_stack(**arguments)
+            cloudformation.get_waiter("stack_update_complete").wait(StackName=name)
+        except cloudformation.exceptions.ClientError as error:
+            if "No updates are to be performed" not in str(error):
+                raise
+    else:
+        cloudformation.create_stack(**arguments)
+        cloudformation.get_waiter("stack_create_complete").wait(StackName=name)
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
+
+
+def _put_secret(ssm: Any, name: str, value: str, overwrite: bool = False) -> None:
+    ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=overwrite)
+
+
+def ensure_secrets(ssm: Any, outputs: dict[str, str]) -> str | None:
+    """The key ring and admin password, created once; the new password, to show once."""
+    from chalicelib.auth.keys import new_private_pem
+
+    try:
+        ssm.get_parameter(Name=outputs["SigningKeyParameter"])
+    except ssm.exceptions.ParameterNotFound:
+        _put_secret(ssm, outputs["SigningKeyParameter"], new_private_pem())
+    try:
+        ssm.get_parameter(Name=outputs["AdminPasswordParameter"])
+    except ssm.exceptions.ParameterNotFound:
+        password = secrets.token_urlsafe(24)
+        _put_secret(ssm, outputs["AdminPasswordParameter"], password)
+        return password
+    return None
+
+
+def configure_stage(stage: str, outputs: dict[str, str], path: Path = CONFIG) -> None:
+    """Write the stack's outputs into the stage's environment in .chalice/config.json."""
+    config = json.loads(path.read_text())
+    env = config["stages"][stage].setdefault("environment_variables", {})
+    env.update(
+        {
+            "STRATUS_TABLE_PREFIX": outputs["TablePrefix"],
+            "STRATUS_BUCKET": outputs["Bucket"],
+            "STRATUS_SIGNING_KEY_PARAMETER": outputs["SigningKeyParameter"],
+            "STRATUS_ADMIN_PASSWORD_PARAMETER": outputs["AdminPasswordParameter"],
+        }
+    )
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def rotate_key(ssm: Any, stage: str, keep: int = 2) -> str:
+    """A new signing key first; the newest `keep - 1` old keys stay to verify live tokens."""
+    from chalicelib.auth.keys import new_private_pem, parse_ring, pem_blocks
+
+    name = f"/stratus/{stage}/signing-keys"
+    current = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    old = pem_blocks(current)[: keep - 1]
+    ring_text = "\n".join([new_private_pem(), *old]) + "\n"
+    parse_ring(ring_text)  # never write a ring the registry could not read
+    _put_secret(ssm, name, ring_text, overwrite=True)
+    return parse_ring(ring_text).signing.kid
+
+
+def _chalice(*args: str, env: dict[str, str]) -> None:
+    chalice = Path(sys.executable).parent / "chalice"
+    subprocess.run([str(chalice), *args], cwd=ROOT, env=env, check=True)
+
+
+def up(stage: str) -> None:
+    cloudformation, ssm = _clients()
+    outputs = deploy_stack(cloudformation, stage)
+    password = ensure_secrets(ssm, outputs)
+    configure_stage(stage, outputs)
+    env = {**os.environ, "STRATUS_TAGS_STREAM_ARN": outputs["TagsStreamArn"]}
+    _chalice("deploy", "--stage", stage, env=env)
+    if password:
+        print(
+            f"bootstrap admin: admin / {password} (stored in {outputs['AdminPasswordParameter']})"
+        )
+
+
+def down(stage: str, delete_data: bool) -> None:
+    import boto3
+
+    _chalice("delete", "--stage", stage, env=dict(os.environ))
+    cloudformation, _ = _clients()
+    outputs = {}
+    try:
+        stack = cloudformation.describe_stacks(StackName=stack_name(stage))["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    except cloudformation.exceptions.ClientError:
+        pass
+    cloudformation.delete_stack(StackName=stack_name(stage))
+    cloudformation.get_waiter("stack_delete_complete").wait(StackName=stack_name(stage))
+    if delete_data and stage != "prod" and outputs:
+        bucket = boto3.resource("s3").Bucket(outputs["Bucket"])
+        bucket.object_versions.delete()
+        bucket.delete()
+        dynamodb = boto3.client("dynamodb")
+        for table in dynamodb.list_tables()["TableNames"]:
+            if table.startswith(outputs["TablePrefix"]):
+                dynamodb.delete_table(TableName=table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="infra.deploy", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["up", "down", "rotate-key"])
+    parser.add_argument("--stage", required=True, choices=["dev", "prod"])
+    parser.add_argument("--delete-data", action="store_true", help="down: also tables, bucket")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        up(args.stage)
+    elif args.command == "down":
+        down(args.stage, args.delete_data)
+    else:
+        print("new signing key:", rotate_key(_clients()[1], args.stage))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
