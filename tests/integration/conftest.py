@@ -26,6 +26,7 @@ class Registry:
     host: str  # host:port, as clients name it
     process: subprocess.Popen
     log: Path
+    environment: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -123,6 +124,56 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
     )
     yield started
     _stop(started)
+
+
+@pytest.fixture(scope="session")
+def stack_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The registry on the tables and bucket infra/stratus.yaml creates (deployed into a moto
+    server's CloudFormation), configured from the stack's outputs as a stage is, with its
+    signing key and admin password in SSM as SecureStrings: no local provisioning at all."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from infra import deploy
+
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    outputs = deploy.deploy_stack(session.client("cloudformation", endpoint_url=endpoint), "dev")
+    ssm = session.client("ssm", endpoint_url=endpoint)
+    deploy.ensure_secrets(ssm, outputs)
+    ssm.put_parameter(
+        Name=outputs["AdminPasswordParameter"],
+        Value=ADMIN_PASSWORD,
+        Type="SecureString",
+        Overwrite=True,
+    )
+    started = _start(
+        tmp_path_factory.mktemp("stack"),
+        "stack",
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "STRATUS_PROVISION": "0",
+            "STRATUS_AUTH": "1",
+            "STRATUS_TABLE_PREFIX": outputs["TablePrefix"],
+            "STRATUS_BUCKET": outputs["Bucket"],
+            "STRATUS_SIGNING_KEY_PARAMETER": outputs["SigningKeyParameter"],
+            "STRATUS_ADMIN_USER": ADMIN,
+            "STRATUS_ADMIN_PASSWORD_PARAMETER": outputs["AdminPasswordParameter"],
+        },
+    )
+    started.environment = {  # for tools run against the same stage (cleanup)
+        "AWS_ENDPOINT_URL": endpoint,
+        "STRATUS_TABLE_PREFIX": outputs["TablePrefix"],
+        "STRATUS_BUCKET": outputs["Bucket"],
+    }
+    yield started
+    _stop(started)
+    moto.stop()
 
 
 SMALL_PAGE = 10
