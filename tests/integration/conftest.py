@@ -27,16 +27,40 @@ class Registry:
     process: subprocess.Popen
     log: Path
     environment: dict[str, str] | None = None
+    external: dict[str, str] | None = None  # LocalStack or real AWS: delete what it made
 
     @property
     def url(self) -> str:
         return f"http://{self.host}"
 
 
+# Where the integration registries keep their data: by default each embeds its own moto.
+# STRATUS_TEST_AWS_ENDPOINT_URL=http://127.0.0.1:4566 runs them on LocalStack instead, and
+# STRATUS_TEST_AWS=1 on real AWS (your credentials); each then gets tables and a bucket of
+# its own, named stratus-test-<run>-<registry>-..., deleted when the session ends.
+_TEST_RUN = f"{os.getpid():x}{int(time.time()) % 100000:x}"
+
+
+def _external_aws(name: str) -> dict[str, str]:
+    endpoint = os.environ.get("STRATUS_TEST_AWS_ENDPOINT_URL")
+    if not endpoint and not os.environ.get("STRATUS_TEST_AWS"):
+        return {}
+    env = {
+        "STRATUS_TABLE_PREFIX": f"stratus-test-{_TEST_RUN}-{name}-",
+        "STRATUS_BUCKET": f"stratus-test-{_TEST_RUN}-{name}",
+        "STRATUS_USE_AWS": "1",
+    }
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    return env
+
+
 def _start(tmp: Path, name: str, extra_env: dict[str, str]) -> Registry:
     port = free_port()
     log = tmp / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    if "AWS_ENDPOINT_URL" not in extra_env:
+        env.update(_external_aws(name))
     env.update({"PORT": str(port), "PYTHONUNBUFFERED": "1", **extra_env})
     process = subprocess.Popen(
         [sys.executable, "-m", "chalicelib.local", "--quiet"],
@@ -46,6 +70,10 @@ def _start(tmp: Path, name: str, extra_env: dict[str, str]) -> Registry:
         stderr=subprocess.STDOUT,
     )
     registry = Registry(f"127.0.0.1:{port}", process, log)
+    if env.get("STRATUS_USE_AWS") and env.get("STRATUS_TABLE_PREFIX", "").startswith(
+        "stratus-test-"
+    ):
+        registry.external = env
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -65,6 +93,23 @@ def _stop(registry: Registry) -> None:
         registry.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         registry.process.kill()
+    if registry.external:
+        _delete_test_resources(registry.external)
+
+
+def _delete_test_resources(env: dict[str, str]) -> None:
+    import boto3
+
+    endpoint = env.get("AWS_ENDPOINT_URL")
+    bucket = boto3.resource("s3", endpoint_url=endpoint).Bucket(env["STRATUS_BUCKET"])
+    bucket.object_versions.delete()
+    for upload in bucket.multipart_uploads.all():
+        upload.abort()
+    bucket.delete()
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+    for table in dynamodb.list_tables()["TableNames"]:
+        if table.startswith(env["STRATUS_TABLE_PREFIX"]):
+            dynamodb.delete_table(TableName=table)
 
 
 @pytest.fixture(scope="session")
