@@ -8,7 +8,7 @@ from chalice import Rate
 from chalicelib.endpoints import routes
 from chalicelib.endpoints.http import RegistryRequest, StratusApp
 
-app = StratusApp(app_name="stratus")
+app = StratusApp(app_name="stratus", configure_logs=False)  # logs: chalicelib/observability.py
 
 if "chalice.cli" in sys.modules:
     # `chalice deploy`/`package` is reading the app to build API Gateway: every request body

@@ -27,14 +27,14 @@ os.environ["STRATUS_RECORD_AWS_CALLS"] = str(_CALLS)
 
 
 def pytest_sessionstart(session) -> None:
-    from chalicelib.local import calls
+    from chalicelib.storage import calls
 
     calls.install()
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     """Fail the run if the code made a call its IAM policy would refuse in AWS."""
-    from chalicelib.local import calls
+    from chalicelib.storage import calls
     from infra import policies
 
     recorded = calls.recorded | calls.read(_CALLS)

@@ -28,6 +28,7 @@ class RegistryRequest:
     base_url: str = ""
     # What the caller's token allows (chalicelib/auth/access.py); None when auth is off.
     access: Any = None
+    request_id: str | None = None  # API Gateway's, for the request log
 
     @classmethod
     def from_event(cls, event: dict[str, Any], body: bytes) -> RegistryRequest:
@@ -50,6 +51,7 @@ class RegistryRequest:
             query=query,
             body=body,
             source_ip=(context.get("identity") or {}).get("sourceIp"),
+            request_id=context.get("requestId"),
             base_url=_base_url(event, headers),
         )
 

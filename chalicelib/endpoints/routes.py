@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from chalice import Response
 
-from chalicelib import config
+from chalicelib import config, observability
 from chalicelib.auth import access
 from chalicelib.auth.scopes import CATALOG, DELETE, PULL, PUSH, Scope, repository
 from chalicelib.endpoints import (
@@ -221,18 +221,29 @@ def _authorized(request: RegistryRequest, needed: list[Scope] | None) -> Registr
     return dataclasses.replace(request, access=access.authorize(request, needed))
 
 
-def resolve(routes: tuple[Route, ...], request: RegistryRequest) -> Callable[[], Response]:
+def _operation(handler: Handler) -> str:
+    """ "manifests.get": the handler's module and name, what request logs call it."""
+    return f"{handler.__module__.rsplit('.', 1)[-1]}.{handler.__name__}"
+
+
+def resolve(
+    routes: tuple[Route, ...],
+    request: RegistryRequest,
+    record: observability.RequestRecord | None = None,
+) -> Callable[[], Response]:
     """The handler call for this request, or the error for a path, method or token we lack.
 
     Authorization comes after routing, so an unknown path is a 404 for everyone, and a
     malformed name is NAME_INVALID before any challenge.
     """
+    record = record or observability.RequestRecord("unrouted", request.method)
     registry_level = REGISTRY_ROUTES.get(request.path) if routes is ROUTES else None
     if registry_level is not None:
         methods, needed = registry_level
         handler = methods.get(request.method)
         if handler is None:
             raise _unsupported(request, methods)
+        record.operation = _operation(handler)
         allowed = _authorized(request, needed)
         return lambda: handler(allowed)
     for route in routes:
@@ -243,8 +254,10 @@ def resolve(routes: tuple[Route, ...], request: RegistryRequest) -> Callable[[],
         if handler is None:
             raise _unsupported(request, route.methods)
         params = match.groupdict()
+        record.operation = _operation(handler)
         if "name" in params:
             params["name"] = validate_name(params["name"])
+            record.repository = params["name"]
         needed = [route.scope(params["name"], request.method)] if route.token else None
         allowed = _authorized(request, needed)
         return lambda: handler(allowed, **params)
@@ -304,16 +317,33 @@ def _throttled(exc: Exception) -> bool:
 
 
 def dispatch(request: RegistryRequest, routes: tuple[Route, ...] = ROUTES) -> Response:
-    """Run the endpoint; every failure leaves here as the spec's error JSON."""
+    """Run the endpoint and log it; every failure leaves here as the spec's error JSON."""
+    span = observability.Span()
+    record = observability.RequestRecord("unrouted", request.method, request_id=request.request_id)
+    response = _run(request, routes, record)
+    record.status = response.status_code
+    if record.status < 400 and record.operation.startswith("uploads."):
+        record.uploaded_bytes = len(request.body)
+    span.finish(record)
+    return response
+
+
+def _run(
+    request: RegistryRequest, routes: tuple[Route, ...], record: observability.RequestRecord
+) -> Response:
     try:
         _check_size(request)
-        response = resolve(routes, request)()
+        response = resolve(routes, request, record)()
     except RegistryError as error:
+        record.error_code = error.code
         return render_error(error)
     except Exception as exc:
         if _throttled(exc):
+            record.error_code = TooManyRequests.code
             return render_error(TooManyRequests())
-        logger.exception("unhandled error on %s /v2/%s", request.method, request.path)
+        record.error_code = "UNKNOWN"
+        # The exception's type and place, never the request's headers or body.
+        logger.exception("unhandled error in %s", record.operation)
         return json_response(
             {"errors": [{"code": "UNKNOWN", "message": "internal server error"}]},
             500,

@@ -23,7 +23,7 @@ def main() -> None:
     if os.environ.get("STRATUS_RECORD_AWS_CALLS"):
         from pathlib import Path
 
-        from chalicelib.local import calls
+        from chalicelib.storage import calls
 
         calls.install(Path(os.environ["STRATUS_RECORD_AWS_CALLS"]))
 

@@ -1,4 +1,4 @@
-"""The AWS operations the registry's own code makes, recorded at botocore.
+"""The AWS operations the registry's own code makes, counted and recorded at botocore.
 
 The test suite records them (in process, and in its local servers through
 STRATUS_RECORD_AWS_CALLS) and checks each against the stages' IAM policies (infra/
@@ -19,7 +19,14 @@ _lock = threading.Lock()
 recorded: set[tuple[str, str, str]] = set()  # (role, service, operation)
 counter: Counter[tuple[str, str]] = Counter()  # (service, operation), for benchmarks
 _sink: Path | None = None
+_record_origins = False
 _installed = False
+_thread = threading.local()
+
+
+def thread_count() -> int:
+    """AWS calls made so far on this thread: request logs report the difference."""
+    return getattr(_thread, "count", 0)
 
 
 def _origin() -> str | None:
@@ -39,12 +46,14 @@ def _origin() -> str | None:
     return role if first is not None and "/chalicelib/" in first else None
 
 
-def install(sink: Path | None = None) -> None:
-    """Record every later call; with `sink`, also append new ones to that file."""
-    global _sink, _installed
+def install(sink: Path | None = None, *, origins: bool = True) -> None:
+    """Count every later call; with `origins`, record whose code made it (tests), and with
+    `sink` also append new ones to that file. Lambda counts only (observability.py)."""
+    global _sink, _installed, _record_origins
     from botocore.client import BaseClient
 
     _sink = sink
+    _record_origins = _record_origins or origins
     if _installed:
         return
     _installed = True
@@ -52,6 +61,9 @@ def install(sink: Path | None = None) -> None:
 
     def recording(client, operation_name, api_params):
         service = client.meta.service_model.service_name
+        _thread.count = getattr(_thread, "count", 0) + 1
+        if not _record_origins:
+            return original(client, operation_name, api_params)
         with _lock:
             counter[(service, operation_name)] += 1
         role = _origin()
