@@ -26,7 +26,10 @@ test: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
+# Also needs skopeo and, for the side-by-side, Distribution: apt-get install docker-registry.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/registry.py
 	$(PY) bench/uploads.py
 
 lint: $(STAMP)

@@ -18,6 +18,8 @@ _LIBRARIES = ("/botocore/", "/boto3/", "/pynamodb/", "/moto/", "/s3transfer/", "
 _lock = threading.Lock()
 recorded: set[tuple[str, str, str]] = set()  # (role, service, operation)
 counter: Counter[tuple[str, str]] = Counter()  # (service, operation), for benchmarks
+# Items written or read by batch and transaction calls, for capacity-unit estimates.
+items: Counter[tuple[str, str]] = Counter()
 _sink: Path | None = None
 _record_origins = False
 _installed = False
@@ -46,6 +48,16 @@ def _origin() -> str | None:
     return role if first is not None and "/chalicelib/" in first else None
 
 
+def _item_count(operation: str, params: dict) -> int:
+    if operation == "TransactWriteItems":
+        return len(params.get("TransactItems", []))
+    if operation == "BatchGetItem":
+        return sum(len(t.get("Keys", [])) for t in params.get("RequestItems", {}).values())
+    if operation == "BatchWriteItem":
+        return sum(len(t) for t in params.get("RequestItems", {}).values())
+    return 1
+
+
 def install(sink: Path | None = None, *, origins: bool = True) -> None:
     """Count every later call; with `origins`, record whose code made it (tests), and with
     `sink` also append new ones to that file. Lambda counts only (observability.py)."""
@@ -66,6 +78,7 @@ def install(sink: Path | None = None, *, origins: bool = True) -> None:
             return original(client, operation_name, api_params)
         with _lock:
             counter[(service, operation_name)] += 1
+            items[(service, operation_name)] += _item_count(operation_name, api_params)
         role = _origin()
         if role is not None:
             key = (role, service, operation_name)
