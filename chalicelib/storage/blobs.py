@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.models import Model
 
 from chalicelib import clock, config
 from chalicelib.errors import TooManyRequests
@@ -47,8 +48,24 @@ class BlobBeingCollected(Exception):
     """Garbage collection is deleting this digest's object right now (docs/gc.md)."""
 
 
-def link(repository: str, digest: str, size: int) -> Blob:
-    """Give the repository the blob, unless garbage collection is deleting its object."""
+class SessionChanged(Exception):
+    """The upload session being closed changed meanwhile (a concurrent PATCH)."""
+
+
+def _being_collected(digest: str) -> bool:
+    try:
+        record = BlobObjectModel.get(digest, attributes_to_get=["deleting"])
+    except DoesNotExist:
+        return False
+    return record.deleting is not None
+
+
+def link(repository: str, digest: str, size: int, session: Model | None = None) -> Blob:
+    """Give the repository the blob, unless garbage collection is deleting its object.
+
+    With `session`, the upload session is deleted in the same transaction (on condition
+    that it is unchanged): closing an upload is one write, and a closed session is gone.
+    """
     now = clock.now()
     try:
         with transactions.transaction() as t:
@@ -58,15 +75,26 @@ def link(repository: str, digest: str, size: int) -> Blob:
                 condition=BlobObjectModel.deleting.does_not_exist(),
             )
             t.save(BlobLinkModel(repository, digest, size=size, linked_at=now, touched_at=now))
+            if session is not None:
+                t.delete(session)
     except TransactWriteError as exc:
-        if transactions.failed_conditions(exc):
+        if not transactions.failed_conditions(exc):
+            raise
+        # pynamodb reorders a transaction's items, so the reasons do not say whose
+        # condition failed; only a session can be the other one, and a read tells.
+        if session is None or _being_collected(digest):
             raise BlobBeingCollected(digest) from None
-        raise
+        raise SessionChanged(digest) from None
     return Blob(digest, size)
 
 
 def store_and_link(
-    repository: str, digest: str, size: int, write: Callable[[], None], attempts: int = 5
+    repository: str,
+    digest: str,
+    size: int,
+    write: Callable[[], None],
+    attempts: int = 5,
+    session: Model | None = None,
 ) -> Blob:
     """Write the object, then link it.
 
@@ -78,7 +106,7 @@ def store_and_link(
     write()
     for attempt in range(attempts):
         try:
-            blob = link(repository, digest, size)
+            blob = link(repository, digest, size, session)
         except BlobBeingCollected:
             time.sleep(0.2 * (attempt + 1))
             continue

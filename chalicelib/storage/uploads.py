@@ -185,7 +185,25 @@ def _verify(session: UploadModel, data: bytes, expected: Digest) -> None:
 
 
 def finish(session: UploadModel, data: bytes, expected: Digest) -> blobs.Blob:
-    """Verify, place the blob at its content address, link it, then drop the session."""
+    """Verify, place the blob at its content address, link it and drop the session in one
+    transaction, then delete the session's S3 leftovers."""
+    from botocore.exceptions import ClientError
+
+    changed = BlobUploadInvalid(
+        {"upload": session.upload_id}, message="the upload changed while it was closed; retry"
+    )
+    try:
+        return _finish(session, data, expected)
+    except blobs.SessionChanged as error:
+        raise changed from error
+    except ClientError as error:
+        # A concurrent PATCH replaced the buffer (or parts) this close read: a stale session.
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "NoSuchUpload"}:
+            raise changed from error
+        raise
+
+
+def _finish(session: UploadModel, data: bytes, expected: Digest) -> blobs.Blob:
     _verify(session, data, expected)
     digest = str(expected)
     size = int(session.offset) + len(data)
@@ -199,11 +217,16 @@ def finish(session: UploadModel, data: bytes, expected: Digest) -> blobs.Blob:
                 digest,
                 size,
                 lambda: blobs.copy_object(session.buffer_key, digest, size),
+                session=session,
             )
         else:
             whole = _read_buffer(session) + data
             blob = blobs.store_and_link(
-                session.repository, digest, size, lambda: blobs.put_object(digest, whole)
+                session.repository,
+                digest,
+                size,
+                lambda: blobs.put_object(digest, whole),
+                session=session,
             )
     else:
         tail = _read_buffer(session) + data
@@ -230,8 +253,9 @@ def finish(session: UploadModel, data: bytes, expected: Digest) -> blobs.Blob:
             digest,
             size,
             lambda: blobs.copy_object(data_key(session.upload_id), digest, size),
+            session=session,
         )
-    _discard(session, abort_multipart=False)
+    _discard(session, abort_multipart=False, deleted=True)
     return blob
 
 
@@ -250,7 +274,7 @@ def cancel(session: UploadModel) -> None:
     _discard(session, abort_multipart=True)
 
 
-def _discard(session: UploadModel, *, abort_multipart: bool) -> None:
+def _discard(session: UploadModel, *, abort_multipart: bool, deleted: bool = False) -> None:
     s3 = aws.s3()
     bucket = config.settings.bucket
     if abort_multipart and session.multipart_id:
@@ -266,7 +290,8 @@ def _discard(session: UploadModel, *, abort_multipart: bool) -> None:
         s3.delete_objects(
             Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
         )
-    session.delete()
+    if not deleted:
+        session.delete()
 
 
 def location(session: UploadModel) -> str:

@@ -263,3 +263,39 @@ def test_chunked_upload_refuses_clearly_past_s3s_part_limit(client: Client, monk
     assert (answer.status, answer.error_codes) == (400, ["BLOB_UPLOAD_INVALID"])
     assert "stratus push" in answer.json()["errors"][0]["message"]
     assert client.get(location).header("Range") == f"0-{PART_MIN - 1}"
+
+
+def test_closing_an_upload_links_the_blob_and_deletes_the_session_in_one_write(
+    client: Client,
+) -> None:
+    from chalicelib.storage import calls
+
+    calls.install()
+    start = client.post("/v2/up/once/blobs/uploads/")
+    location = start.header("Location")
+    client.patch(location, body=b"one write")
+    before = dict(calls.counter)
+    closed = client.put(f"{location}?digest={sha256(b'one write')}")
+    assert closed.status == 201
+    used = {k: v - before.get(k, 0) for k, v in calls.counter.items() if v - before.get(k, 0)}
+    assert used.get(("dynamodb", "TransactWriteItems")) == 1
+    assert ("dynamodb", "DeleteItem") not in used
+    assert client.get(location).error_codes == ["BLOB_UPLOAD_UNKNOWN"]
+
+
+def test_close_racing_a_patch_is_refused_and_links_nothing(client: Client) -> None:
+    """The close read the session, then a PATCH changed it: the close's transaction fails on
+    the session's version, so nothing is linked and the client can retry."""
+    from chalicelib.errors import BlobUploadInvalid
+    from chalicelib.registry.digests import parse_digest
+    from chalicelib.storage import blobs
+    from chalicelib.storage import uploads as sessions
+
+    start = client.post("/v2/up/race/blobs/uploads/")
+    upload_id = start.header("Docker-Upload-UUID")
+    client.patch(start.header("Location"), body=b"first")
+    stale = sessions.load_chunked("up/race", upload_id)
+    client.patch(start.header("Location"), body=b"second")  # lands between read and close
+    with pytest.raises(BlobUploadInvalid):
+        sessions.finish(stale, b"", parse_digest(sha256(b"first")))
+    assert blobs.get_link("up/race", sha256(b"first")) is None
