@@ -54,22 +54,8 @@ API_S3_OBJECTS = [
 ]
 
 
-def _logs(stage: str) -> dict:
-    return {
-        "Sid": "Logs",
-        "Effect": "Allow",
-        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/stratus-{stage}-*",
-    }
-
-
-def _tracing() -> dict:
-    return {
-        "Sid": "Tracing",
-        "Effect": "Allow",
-        "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
-        "Resource": "*",  # X-Ray has no resource-level permissions
-    }
+def _allow(sid: str, actions: list[str], resource: str | list[str]) -> dict:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
 
 
 def _tables(stage: str) -> list[str]:
@@ -81,39 +67,40 @@ def _bucket(stage: str) -> str:
     return f"arn:aws:s3:::stratus-{stage}-blobs-*"
 
 
+def _common(stage: str, dynamodb: list[str]) -> list[dict]:
+    """Logs, traces, the stage's tables and its blob objects: what every function needs.
+
+    TransactWriteItems is authorized per item action (PutItem, UpdateItem, DeleteItem,
+    ConditionCheckItem), as DynamoDB documents; X-Ray has no resource-level permissions.
+    """
+    return [
+        _allow(
+            "Logs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            f"arn:aws:logs:*:*:log-group:/aws/lambda/stratus-{stage}-*",
+        ),
+        _allow("Tracing", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"),
+        _allow("Metadata", dynamodb, _tables(stage)),
+        _allow("Blobs", API_S3_OBJECTS, _bucket(stage) + "/*"),
+    ]
+
+
 def api_policy(stage: str) -> dict:
     """The request handlers and verify_upload."""
     return {
         "Version": "2012-10-17",
         "Statement": [
-            _logs(stage),
-            _tracing(),
-            {
-                "Sid": "Metadata",
-                "Effect": "Allow",
-                # TransactWriteItems is authorized per item action (PutItem, UpdateItem,
-                # DeleteItem, ConditionCheckItem), as DynamoDB documents.
-                "Action": API_DYNAMODB,
-                "Resource": _tables(stage),
-            },
-            {
-                "Sid": "Blobs",
-                "Effect": "Allow",
-                "Action": API_S3_OBJECTS,
-                "Resource": _bucket(stage) + "/*",
-            },
-            {
-                "Sid": "SigningKeysAndBootstrapAdmin",
-                "Effect": "Allow",
-                "Action": ["ssm:GetParameter"],
-                "Resource": f"arn:aws:ssm:*:*:parameter/stratus/{stage}/*",
-            },
-            {
-                "Sid": "AsynchronousVerify",
-                "Effect": "Allow",
-                "Action": ["lambda:InvokeFunction"],
-                "Resource": f"arn:aws:lambda:*:*:function:stratus-{stage}-verify_upload",
-            },
+            *_common(stage, API_DYNAMODB),
+            _allow(
+                "SigningKeysAndBootstrapAdmin",
+                ["ssm:GetParameter"],
+                f"arn:aws:ssm:*:*:parameter/stratus/{stage}/*",
+            ),
+            _allow(
+                "AsynchronousVerify",
+                ["lambda:InvokeFunction"],
+                f"arn:aws:lambda:*:*:function:stratus-{stage}-verify_upload",
+            ),
         ],
     }
 
@@ -123,37 +110,22 @@ def cleanup_policy(stage: str) -> dict:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            _logs(stage),
-            _tracing(),
-            {
-                "Sid": "Metadata",
-                "Effect": "Allow",
-                "Action": [*API_DYNAMODB, "dynamodb:Scan"],
-                "Resource": _tables(stage),
-            },
-            {
-                "Sid": "TagsStream",
-                "Effect": "Allow",
-                "Action": [
+            *_common(stage, [*API_DYNAMODB, "dynamodb:Scan"]),
+            _allow(
+                "TagsStream",
+                [
                     "dynamodb:DescribeStream",
                     "dynamodb:GetRecords",
                     "dynamodb:GetShardIterator",
                     "dynamodb:ListStreams",
                 ],
-                "Resource": f"arn:aws:dynamodb:*:*:table/stratus-{stage}-tags/stream/*",
-            },
-            {
-                "Sid": "Blobs",
-                "Effect": "Allow",
-                "Action": API_S3_OBJECTS,
-                "Resource": _bucket(stage) + "/*",
-            },
-            {
-                "Sid": "BucketListing",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket", "s3:ListBucketMultipartUploads"],
-                "Resource": _bucket(stage),
-            },
+                f"arn:aws:dynamodb:*:*:table/stratus-{stage}-tags/stream/*",
+            ),
+            _allow(
+                "BucketListing",
+                ["s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                _bucket(stage),
+            ),
         ],
     }
 

@@ -231,10 +231,11 @@ def test_pull_by_digest_is_never_converted(client: Client) -> None:
     assert answer.body == body
 
 
-def test_index_gives_its_linux_amd64_image_as_schema1(client: Client) -> None:
-    manifest, _ = docker_image(client, "legacy/index")
+def push_index(client: Client, repo: str, architecture: str) -> None:
+    """An OCI index `v1` of one Docker schema 2 image for linux/`architecture`."""
+    manifest, _ = docker_image(client, repo)
     body = json.dumps(manifest).encode()
-    client.must_push("legacy/index", sha256(body), body, DOCKER_MANIFEST)
+    client.must_push(repo, sha256(body), body, DOCKER_MANIFEST)
     index = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -243,33 +244,22 @@ def test_index_gives_its_linux_amd64_image_as_schema1(client: Client) -> None:
                 "mediaType": DOCKER_MANIFEST,
                 "digest": sha256(body),
                 "size": len(body),
-                "platform": {"os": "linux", "architecture": "amd64"},
+                "platform": {"os": "linux", "architecture": architecture},
             }
         ],
     }
-    client.must_push("legacy/index", "v1", json.dumps(index).encode(), index["mediaType"])
+    client.must_push(repo, "v1", json.dumps(index).encode(), index["mediaType"])
+
+
+def test_index_gives_its_linux_amd64_image_as_schema1(client: Client) -> None:
+    push_index(client, "legacy/index", "amd64")
     answer = client.get("/v2/legacy/index/manifests/v1", headers={"Accept": SIGNED})
     assert answer.status == 200
     assert json.loads(answer.body)["tag"] == "v1"
 
 
 def test_index_without_linux_amd64_has_no_schema1_form(client: Client) -> None:
-    manifest, _ = docker_image(client, "legacy/arm")
-    body = json.dumps(manifest).encode()
-    client.must_push("legacy/arm", sha256(body), body, DOCKER_MANIFEST)
-    index = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [
-            {
-                "mediaType": DOCKER_MANIFEST,
-                "digest": sha256(body),
-                "size": len(body),
-                "platform": {"os": "linux", "architecture": "arm64"},
-            }
-        ],
-    }
-    client.must_push("legacy/arm", "v1", json.dumps(index).encode(), index["mediaType"])
+    push_index(client, "legacy/arm", "arm64")
     answer = client.get("/v2/legacy/arm/manifests/v1", headers={"Accept": SIGNED})
     assert answer.status == 404
     assert answer.error_codes == ["MANIFEST_UNKNOWN"]
