@@ -133,49 +133,52 @@ REGISTRY_ROUTES: dict[
 }
 
 
-def _manage(label: str, pattern: str, methods: dict[str, Handler]) -> Route:
+def _self_checked(label: str, pattern: str, methods: dict[str, Handler]) -> Route:
+    """A route whose handlers check the caller themselves (by account and role)."""
     return Route(label, re.compile(pattern), methods, token=False)
 
 
 _ACCOUNT = r"[a-z0-9._-]+"
 # `/api/v1/{proxy+}`: the management API (Quay's paths where Quay has them), docs/auth.md.
 MANAGEMENT_ROUTES: tuple[Route, ...] = (
-    _manage("users", r"users/?", {"GET": accounts.list_users, "POST": accounts.create_user}),
-    _manage(
+    _self_checked("users", r"users/?", {"GET": accounts.list_users, "POST": accounts.create_user}),
+    _self_checked(
         "user",
         rf"users/(?P<username>{_ACCOUNT})",
         {"PUT": accounts.change_user, "DELETE": accounts.delete_user},
     ),
-    _manage(
+    _self_checked(
         "organizations",
         r"organizations/?",
         {"GET": accounts.list_organizations, "POST": accounts.create_organization},
     ),
-    _manage(
+    _self_checked(
         "robots", rf"organization/(?P<namespace>{_ACCOUNT})/robots/?", {"GET": accounts.list_robots}
     ),
-    _manage(
+    _self_checked(
         "robot",
         rf"organization/(?P<namespace>{_ACCOUNT})/robots/(?P<shortname>{_ACCOUNT})",
         {"PUT": accounts.create_robot, "DELETE": accounts.delete_robot},
     ),
-    _manage(
+    _self_checked(
         "namespace permissions",
         rf"organization/(?P<namespace>{_ACCOUNT})/permissions/?",
         {"GET": accounts.list_namespace_permissions},
     ),
-    _manage(
+    _self_checked(
         "namespace permission",
         rf"organization/(?P<namespace>{_ACCOUNT})/permissions/(?P<principal>[a-z0-9._+-]+)",
         {"PUT": accounts.set_namespace_permission, "DELETE": accounts.delete_namespace_permission},
     ),
-    _manage("tags", r"repository/(?P<name>.+)/tag/?", {"GET": management.list_repository_tags}),
-    _manage(
+    _self_checked(
+        "tags", r"repository/(?P<name>.+)/tag/?", {"GET": management.list_repository_tags}
+    ),
+    _self_checked(
         "repository permissions",
         r"repository/(?P<name>.+)/permissions/?",
         {"GET": accounts.list_repository_permissions},
     ),
-    _manage(
+    _self_checked(
         "repository permission",
         r"repository/(?P<name>.+)/permissions/user/(?P<principal>[a-z0-9._+-]+)",
         {
@@ -183,7 +186,7 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
             "DELETE": accounts.delete_repository_permission,
         },
     ),
-    _manage(
+    _self_checked(
         "visibility",
         r"repository/(?P<name>.+)/changevisibility",
         {"POST": accounts.change_visibility},
@@ -191,23 +194,23 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
 )
 
 
-def _v1(label: str, pattern: str, methods: dict[str, Handler]) -> Route:
-    return Route(label, re.compile(pattern), methods, token=False)
-
-
 _PUSH = {"PUT": v1.refuse_push, "POST": v1.refuse_push, "DELETE": v1.refuse_push}
 # `/v1/{proxy+}`: Docker V1 pulls (chalicelib/endpoints/v1.py); the handlers check access.
 V1_ROUTES: tuple[Route, ...] = (
-    _v1("ping", r"_ping", {"GET": v1.ping}),
-    _v1("images", r"repositories/(?P<name>.+)/images", {"GET": v1.repository_images, **_PUSH}),
-    _v1(
+    _self_checked("ping", r"_ping", {"GET": v1.ping}),
+    _self_checked(
+        "images", r"repositories/(?P<name>.+)/images", {"GET": v1.repository_images, **_PUSH}
+    ),
+    _self_checked(
         "tag", r"repositories/(?P<name>.+)/tags/(?P<tag>[^/]+)", {"GET": v1.repository_tag, **_PUSH}
     ),
-    _v1("tags", r"repositories/(?P<name>.+)/tags", {"GET": v1.repository_tags}),
-    _v1("image json", r"images/(?P<image_id>[^/]+)/json", {"GET": v1.image_json, **_PUSH}),
-    _v1("ancestry", r"images/(?P<image_id>[^/]+)/ancestry", {"GET": v1.image_ancestry}),
-    _v1("layer", r"images/(?P<image_id>[^/]+)/layer", {"GET": v1.image_layer, **_PUSH}),
-    _v1("push", r".*", _PUSH),
+    _self_checked("tags", r"repositories/(?P<name>.+)/tags", {"GET": v1.repository_tags}),
+    _self_checked(
+        "image json", r"images/(?P<image_id>[^/]+)/json", {"GET": v1.image_json, **_PUSH}
+    ),
+    _self_checked("ancestry", r"images/(?P<image_id>[^/]+)/ancestry", {"GET": v1.image_ancestry}),
+    _self_checked("layer", r"images/(?P<image_id>[^/]+)/layer", {"GET": v1.image_layer, **_PUSH}),
+    _self_checked("push", r".*", _PUSH),
 )
 
 
