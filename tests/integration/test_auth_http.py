@@ -62,6 +62,15 @@ def image_of(seed: str, layers: int) -> Image:
     return make_image([random_layer(4096, f"{seed}-{i}") for i in range(layers)])
 
 
+def push_new(
+    registry: Registry, tmp_path: Path, seed: str, ref: str, *auth: str, layers: int = 1
+) -> Image:
+    """A fresh image pushed by skopeo with the given credentials flags."""
+    image = image_of(seed, layers)
+    push(image_layout(tmp_path / "src", image), registry, ref, *auth)
+    return image
+
+
 def push(layout: Path, registry: Registry, ref: str, *auth: str, check: bool = True):
     return skopeo(
         "copy",
@@ -76,13 +85,14 @@ def push(layout: Path, registry: Registry, ref: str, *auth: str, check: bool = T
 def test_skopeo_pushes_and_pulls_with_creds(
     auth_registry: Registry, accounts: dict[str, str], tmp_path: Path
 ) -> None:
-    image = image_of("auth-creds", 2)
-    push(
-        image_layout(tmp_path / "src", image),
+    image = push_new(
         auth_registry,
+        tmp_path,
+        "auth-creds",
         "team/app:v1",
         "--dest-creds",
         f"dev:{PASSWORD}",
+        layers=2,
     )
     skopeo(
         "copy",
@@ -121,14 +131,7 @@ def test_skopeo_login_then_push_with_the_stored_credentials(
         auth_registry.host,
     )
     assert auth_registry.host in json.loads(authfile.read_text())["auths"]
-    image = image_of("auth-login", 1)
-    push(
-        image_layout(tmp_path / "src", image),
-        auth_registry,
-        "team/app:login",
-        "--authfile",
-        str(authfile),
-    )
+    push_new(auth_registry, tmp_path, "auth-login", "team/app:login", "--authfile", str(authfile))
 
 
 def test_skopeo_login_with_a_wrong_password_fails(
@@ -174,23 +177,16 @@ def test_podman_login_credentials_push_through_skopeo(
     )
     assert done.returncode == 0, done.stderr
     assert "Login Succeeded" in done.stdout
-    image = image_of("auth-robot", 1)
-    push(
-        image_layout(tmp_path / "src", image),
-        auth_registry,
-        "team/robot:v1",
-        "--authfile",
-        str(authfile),
-    )
+    push_new(auth_registry, tmp_path, "auth-robot", "team/robot:v1", "--authfile", str(authfile))
 
 
 def test_outsider_cannot_pull_a_private_repository(
     auth_registry: Registry, accounts: dict[str, str], tmp_path: Path
 ) -> None:
-    image = image_of("auth-private", 1)
-    push(
-        image_layout(tmp_path / "src", image),
+    push_new(
         auth_registry,
+        tmp_path,
+        "auth-private",
         "team/app:private",
         "--dest-creds",
         f"dev:{PASSWORD}",
@@ -209,10 +205,10 @@ def test_outsider_cannot_pull_a_private_repository(
 def test_public_repository_is_pulled_anonymously(
     auth_registry: Registry, accounts: dict[str, str], tmp_path: Path
 ) -> None:
-    image = image_of("auth-public", 1)
-    push(
-        image_layout(tmp_path / "src", image),
+    image = push_new(
         auth_registry,
+        tmp_path,
+        "auth-public",
         "team/open:v1",
         "--dest-creds",
         f"team+ci:{accounts['team+ci']}",
@@ -273,13 +269,8 @@ def test_pull_token_used_for_upload_gets_403_then_push_token_works(
 def test_catalog_shows_each_caller_its_repositories(
     auth_registry: Registry, accounts: dict[str, str], tmp_path: Path
 ) -> None:
-    image = image_of("auth-catalog", 1)
-    push(
-        image_layout(tmp_path / "src", image),
-        auth_registry,
-        "team/app:cat",
-        "--dest-creds",
-        f"dev:{PASSWORD}",
+    push_new(
+        auth_registry, tmp_path, "auth-catalog", "team/app:cat", "--dest-creds", f"dev:{PASSWORD}"
     )
 
     def catalog(user: str) -> list[str]:
@@ -304,13 +295,8 @@ def test_catalog_shows_each_caller_its_repositories(
 def test_blob_pull_redirect_needs_a_token_but_the_presigned_url_does_not(
     auth_registry: Registry, accounts: dict[str, str], tmp_path: Path
 ) -> None:
-    image = image_of("auth-blob", 1)
-    push(
-        image_layout(tmp_path / "src", image),
-        auth_registry,
-        "team/app:blob",
-        "--dest-creds",
-        f"dev:{PASSWORD}",
+    image = push_new(
+        auth_registry, tmp_path, "auth-blob", "team/app:blob", "--dest-creds", f"dev:{PASSWORD}"
     )
     layer = image.layers[0]
     url = f"{auth_registry.url}/v2/team/app/blobs/{sha256(layer)}"
