@@ -110,9 +110,8 @@ def grant(
         if role is None:
             continue
         allowed = ROLE_ACTIONS[role]
-        actions = allowed - {ALL} if ALL in scope.actions else scope.actions & allowed
-        if ALL in scope.actions and ALL in allowed:
-            actions = allowed
+        # `*` asks for everything the role has (which includes `*` only for admins).
+        actions = allowed if ALL in scope.actions else scope.actions & allowed
         if actions:
             granted.append(Scope(scope.type, scope.name, frozenset(actions)))
     return granted

@@ -472,3 +472,21 @@ def test_tokens_and_passwords_are_never_logged(client: Client, caplog) -> None:
     client.get("/v2/auth?service=stratus", headers=basic(ADMIN_USER, "wrong-password"))
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert token not in logged and ADMIN_PASSWORD not in logged and "wrong-password" not in logged
+
+
+def test_star_scope_grants_what_the_role_allows(client: Client) -> None:
+    """skopeo asks `repository:<name>:*` to delete: a writer gets pull, push, delete, and
+    only admins get `*` itself."""
+    make_user(client, "alice")
+    make_user(client, "bob")
+    admin = client.as_basic(ADMIN_USER, ADMIN_PASSWORD)
+    grant = admin.put(
+        "/api/v1/repository/alice/app/permissions/user/bob", body=b'{"role": "write"}'
+    )
+    assert grant.status == 200, grant.body
+    writer = claims(client.token("bob", "password-1234", "repository:alice/app:*"))
+    assert writer["access"] == [
+        {"type": "repository", "name": "alice/app", "actions": ["delete", "pull", "push"]}
+    ]
+    owner = claims(client.token("alice", "password-1234", "repository:alice/app:*"))
+    assert owner["access"][0]["actions"] == ["*", "delete", "pull", "push"]

@@ -118,13 +118,10 @@ def stack(aws: None) -> dict[str, str]:
 def test_infra_tables_match_the_models(stack: dict[str, str]) -> None:
     dynamodb = boto3.client("dynamodb")
     resources = template()["Resources"]
-    ttl_in_template = {
-        props["TableName"] if isinstance(props.get("TableName"), str) else name: (
-            props.get("TimeToLiveSpecification") or {}
-        ).get("AttributeName")
+    ttl_in_template = {  # by logical name: table names are !Sub expressions
+        name: (r["Properties"].get("TimeToLiveSpecification") or {}).get("AttributeName")
         for name, r in resources.items()
         if r["Type"] == "AWS::DynamoDB::Table"
-        for props in [r["Properties"]]
     }
     assert stack["TablePrefix"] == "stratus-dev-"
     for model in ALL_MODELS:
