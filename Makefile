@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format bench clean localstack
+.PHONY: run test lint format bench bench-soak clean localstack
 
 # LocalStack's S3 (real presigned-URL signature checks) needs Python 3.13; .ci/run installs it,
 # elsewhere its tests are skipped when it is missing.
@@ -31,6 +31,12 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/registry.py
 	$(PY) bench/uploads.py
+	$(PY) bench/soak.py
+
+# Only the soak: 10,000 pushes and pulls from 8 clients, Stratus and Distribution (~30 min).
+# SOAK_ARGS="--images 200" for a quick look.
+bench-soak: $(STAMP)
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
