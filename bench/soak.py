@@ -9,8 +9,8 @@ Per image: one unique 1 KiB layer of random bytes and a small config, each uploa
 (a single POST with `?digest=` where the registry takes it, else POST then PUT), then an OCI
 manifest PUT by tag, spread over 100 repositories; then a pull (manifest GET by tag, blob
 GET, following a redirect to S3). After every 1,000 images: p50/p99 of manifest PUT and
-pull, the server's RSS (its process and children), and a re-read of a sample of every
-acknowledged image so far; at the end all of them. A re-read that finds a manifest missing
+pull, the server's RSS (its process and children), and a re-read of a sample of all the
+images acknowledged so far; at the end, all of them. A re-read that finds a manifest missing
 or changed, or a blob missing or not hashing to its digest, is a lost write.
 
 A benchmark, not a test: it reports what it saw and fails nothing. It stops by itself, and
@@ -25,6 +25,7 @@ Writes the section between the soak markers of docs/benchmarks.md and docs/bench
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import functools
 import hashlib
@@ -33,6 +34,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -125,20 +127,28 @@ class Server:
     log: Path
 
     def stop(self) -> None:
-        """Ours to end: terminate, then kill if it will not go."""
-        if self.process.poll() is None:
-            self.process.terminate()
+        """End the server and whatever it started: it leads its own process group."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
             try:
                 self.process.wait(timeout=15)
+                return
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
+                continue
 
 
 def _spawn(name: str, command: list[str], env: dict[str, str], work: Path, url: str) -> Server:
     log = work / f"{name}.log"
     with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group, so stop() ends its children too
+        )
     server = Server(name, url, process, log)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
