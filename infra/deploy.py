@@ -4,8 +4,10 @@
 SecureStrings CloudFormation cannot create (the signing key ring, the bootstrap admin's
 password, generated when missing), the stage's configuration from the stack's outputs
 (.chalice/config.json), then `chalice deploy` with the tags stream wired to `tag_removed`.
-Re-running it upgrades in place. `down` deletes the Chalice app and the stack; tables and
-bucket are retained (DeletionPolicy) unless `--delete-data` is given, for dev only.
+Re-running it upgrades in place. `down` deletes the Chalice app and the stack; tables,
+bucket and secrets are retained (DeletionPolicy) unless `--delete-data` is given, for dev
+only (also after a plain `down`). `up` refuses to start over retained tables: CloudFormation
+cannot create a stack whose tables already exist (docs/operations.md, "Take a stage down").
 `rotate-key` puts a new signing key first in the ring and keeps the old ones (docs/auth.md).
 """
 
@@ -116,8 +118,29 @@ def _chalice(*args: str, env: dict[str, str]) -> None:
     subprocess.run([str(chalice), *args], cwd=ROOT, env=env, check=True)
 
 
+def retained_tables(cloudformation: Any, stage: str) -> list[str]:
+    """The stage's tables left by `down` when no stack holds them (empty while one does)."""
+    import boto3
+
+    try:
+        cloudformation.describe_stacks(StackName=stack_name(stage))
+        return []
+    except cloudformation.exceptions.ClientError:
+        pass
+    prefix = f"stratus-{stage}-"
+    pages = boto3.client("dynamodb").get_paginator("list_tables").paginate()
+    return [t for page in pages for t in page["TableNames"] if t.startswith(prefix)]
+
+
 def up(stage: str) -> None:
     cloudformation, ssm = _clients()
+    retained = retained_tables(cloudformation, stage)
+    if retained:
+        sys.exit(
+            f"{', '.join(retained)} remain from an earlier `down` and a new stack cannot "
+            f"create them: import them into a stack or delete them (`down --stage {stage} "
+            "--delete-data`); docs/operations.md, Take a stage down"
+        )
     outputs = deploy_stack(cloudformation, stage)
     password = ensure_secrets(ssm, outputs)
     configure_stage(stage, outputs)
@@ -129,27 +152,50 @@ def up(stage: str) -> None:
         )
 
 
-def down(stage: str, delete_data: bool) -> None:
-    import boto3
-
-    _chalice("delete", "--stage", stage, env=dict(os.environ))
-    cloudformation, _ = _clients()
-    outputs = {}
+def stage_resources(cloudformation: Any, stage: str) -> dict[str, str]:
+    """The stack's outputs; once the stack is gone (an earlier `down`), the names the
+    template gives them, so `down --delete-data` still finds the data it retained."""
     try:
         stack = cloudformation.describe_stacks(StackName=stack_name(stage))["Stacks"][0]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     except cloudformation.exceptions.ClientError:
-        pass
-    cloudformation.delete_stack(StackName=stack_name(stage))
-    cloudformation.get_waiter("stack_delete_complete").wait(StackName=stack_name(stage))
-    if delete_data and stage != "prod" and outputs:
-        bucket = boto3.resource("s3").Bucket(outputs["Bucket"])
+        import boto3
+
+        account = boto3.client("sts").get_caller_identity()["Account"]
+        return {
+            "TablePrefix": f"stratus-{stage}-",
+            "Bucket": f"stratus-{stage}-blobs-{account}",
+            "SigningKeyParameter": f"/stratus/{stage}/signing-keys",
+            "AdminPasswordParameter": f"/stratus/{stage}/admin-password",
+        }
+
+
+def delete_data(resources: dict[str, str]) -> None:
+    """The bucket (every version), the stage's tables and its secrets: dev only."""
+    import boto3
+
+    s3 = boto3.resource("s3")
+    bucket = s3.Bucket(resources["Bucket"])
+    if bucket.name in {b.name for b in s3.buckets.all()}:
         bucket.object_versions.delete()
         bucket.delete()
-        dynamodb = boto3.client("dynamodb")
-        for table in dynamodb.list_tables()["TableNames"]:
-            if table.startswith(outputs["TablePrefix"]):
+    dynamodb = boto3.client("dynamodb")
+    for page in dynamodb.get_paginator("list_tables").paginate():
+        for table in page["TableNames"]:
+            if table.startswith(resources["TablePrefix"]):
                 dynamodb.delete_table(TableName=table)
+    names = [resources["SigningKeyParameter"], resources["AdminPasswordParameter"]]
+    boto3.client("ssm").delete_parameters(Names=names)
+
+
+def down(stage: str, delete_data_too: bool) -> None:
+    _chalice("delete", "--stage", stage, env=dict(os.environ))
+    cloudformation, _ = _clients()
+    resources = stage_resources(cloudformation, stage)
+    cloudformation.delete_stack(StackName=stack_name(stage))
+    cloudformation.get_waiter("stack_delete_complete").wait(StackName=stack_name(stage))
+    if delete_data_too and stage != "prod":
+        delete_data(resources)
 
 
 def main(argv: list[str] | None = None) -> int:
