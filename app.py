@@ -16,8 +16,13 @@ if "chalice.cli" in sys.modules:
     # API's binary media types are `*/*`. At run time Chalice keeps its default list: with
     # `*/*` it would base64 every response and refuse clients that send no Accept header.
     app.api.binary_types = ["*/*"]
+else:
+    # Every response body is text (JSON, or a manifest: UTF-8 JSON, checked on push), which
+    # API Gateway passes through unchanged. Chalice's default binary list would refuse, or
+    # fail to encode, a manifest pushed with a media type on it (image/png, application/zip).
+    app.api.binary_types = []
 
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _request() -> RegistryRequest:
@@ -25,7 +30,7 @@ def _request() -> RegistryRequest:
     return RegistryRequest.from_event(request.to_original_event(), request.raw_body)
 
 
-@app.route("/v2", methods=["GET"], content_types=["*/*"])
+@app.route("/v2", methods=METHODS, content_types=["*/*"])
 def version_check():
     """end-1: the registry implements distribution-spec v1.1 (and challenges, with auth on)."""
     return routes.version_check(_request())

@@ -5,6 +5,7 @@ the management API (`/api/v1`, chalicelib/endpoints/accounts.py).
     stratus admin create-user alice            # asks for alice's password
     stratus admin create-org acme --owner alice
     stratus admin create-robot acme ci         # prints acme+ci's token, once
+    stratus admin regenerate-robot acme ci     # a new token; the old one stops working
     stratus admin grant acme/app alice write   # "acme/" grants on the whole namespace
     stratus admin visibility acme/app public
     stratus admin tags acme/app --all
@@ -70,11 +71,19 @@ def _expires(row: dict[str, Any]) -> str:
     return f"{when} (expired)" if row["expired"] else when
 
 
+def _ask(prompt: str, instead: str) -> str:
+    """A secret typed at the terminal; without one, getpass would fail with a traceback."""
+    if not sys.stdin.isatty():
+        raise SystemExit(f"error: no terminal to ask for {prompt.rstrip(': ')}; {instead}")
+    return getpass.getpass(prompt)
+
+
 def _new_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass(f"password for {args.name}: ")
-    if getpass.getpass("again: ") != first:
+    instead = "pipe it in with --password-stdin"
+    first = _ask(f"password for {args.name}: ", instead)
+    if _ask("again: ", instead) != first:
         raise SystemExit("error: the passwords differ")
     return first
 
@@ -113,6 +122,9 @@ def run(api: Api, args: argparse.Namespace) -> Any:
         return api.call("GET", f"/api/v1/organization/{args.namespace}/robots")
     if command == "create-robot":
         return api.call("PUT", f"/api/v1/organization/{args.namespace}/robots/{args.shortname}")
+    if command == "regenerate-robot":
+        path = f"/api/v1/organization/{args.namespace}/robots/{args.shortname}/regenerate"
+        return api.call("POST", path)
     if command == "delete-robot":
         return api.call("DELETE", f"/api/v1/organization/{args.namespace}/robots/{args.shortname}")
     if command == "grant":
@@ -128,7 +140,14 @@ def run(api: Api, args: argparse.Namespace) -> Any:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="stratus-admin", description=__doc__.split("\n")[0])
+    assert __doc__ is not None
+    summary, _, examples = __doc__.partition("\n\n")
+    root = argparse.ArgumentParser(
+        prog="stratus-admin",
+        description=" ".join(summary.split()),
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     root.add_argument(
         "--registry", default=os.environ.get("STRATUS_REGISTRY", "http://127.0.0.1:5000")
     )
@@ -150,7 +169,7 @@ def parser() -> argparse.ArgumentParser:
     org.add_argument("name")
     org.add_argument("--owner", action="append", default=[], help="repeatable")
     commands.add_parser("robots", help="list a namespace's robots").add_argument("namespace")
-    for name in ("create-robot", "delete-robot"):
+    for name in ("create-robot", "regenerate-robot", "delete-robot"):
         robot = commands.add_parser(name, help=f"{name.split('-')[0]} namespace+shortname")
         robot.add_argument("namespace")
         robot.add_argument("shortname")
@@ -172,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     password = None
     if args.user:
-        password = os.environ.get("STRATUS_PASSWORD") or getpass.getpass(
-            f"{args.user}'s password: "
+        password = os.environ.get("STRATUS_PASSWORD") or _ask(
+            f"{args.user}'s password: ", "set STRATUS_PASSWORD"
         )
     try:
         answer = run(Api(args.registry, args.user, password), args)

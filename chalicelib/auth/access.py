@@ -2,9 +2,10 @@
 
 No storage call: the token carries its grants (docker-registry/jwt.md, "Verifying the
 token"). Without a usable token the answer is 401 with the challenge naming what to ask for;
-with a valid token that lacks a scope, 403 with `error="insufficient_scope"` (RFC 6750
-section 3.1), which is also what makes clients that reuse a pull token for a push, such as
-the oras SDK, fetch a new one.
+so is an anonymous token that lacks a scope (logging in may help). An authenticated caller's
+token that lacks a scope gets 403 with `error="insufficient_scope"` (RFC 6750 section 3.1),
+which is also what makes clients that reuse a pull token for a push, such as the oras SDK,
+fetch a new one.
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ def authorize(request: RegistryRequest, needed: list[Scope]) -> Access | None:
             headers={"WWW-Authenticate": challenge(request, needed, "invalid_token")},
         ) from error
     missing = [scope for scope in needed if not access.allows(scope)]
+    if missing and not access.subject:
+        # Anonymous: logging in may help, so say "authentication required" (401 and the
+        # challenge), as Distribution and Quay do; clients then offer to log in.
+        raise Unauthorized(
+            _detail(missing),
+            message="authentication required",
+            headers={"WWW-Authenticate": challenge(request, needed, "insufficient_scope")},
+        )
     if missing:
         raise Denied(
             _detail(missing),

@@ -3,7 +3,8 @@
 Rotation works through `kid`: put a new key first and keep the old one until the tokens it
 signed have expired (docs/auth.md). In AWS the ring is an SSM SecureString of PEM private
 keys, re-read every few minutes and at once when a token names a `kid` we do not know; in
-local mode it is a file generated on first start.
+local mode it is a file generated on first start, kept with the registry's data. An open
+registry (auth off) signs with a key of its own process only.
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ _cache: dict[str, Any] = {"ring": None, "source": None, "loaded": 0.0}
 
 def _load() -> KeyRing:
     settings = config.settings
+    if not settings.auth:
+        # An open registry lets anyone become a superuser, so what it signs must be good
+        # nowhere else: a key of this process alone, never written where another registry
+        # (an auth-on one from the same checkout, say) would read it.
+        return parse_ring(new_private_pem())
     if settings.signing_key_parameter:
         return parse_ring(_from_parameter(settings.signing_key_parameter))
     if settings.signing_key_file:
@@ -131,7 +137,7 @@ def _load() -> KeyRing:
 def ring(*, unknown_kid: bool = False) -> KeyRing:
     """The current ring; re-read when stale, or early (rate-limited) for an unknown kid."""
     settings = config.settings
-    source = (settings.signing_key_parameter, settings.signing_key_file)
+    source = (settings.auth, settings.signing_key_parameter, settings.signing_key_file)
     with _lock:
         age = time.monotonic() - _cache["loaded"]
         stale = (

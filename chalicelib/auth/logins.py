@@ -30,10 +30,29 @@ from chalicelib.storage.models import AccountModel
 class Login:
     principal: Principal
     roles: dict[tuple[str, str], str]
+    # The account's credential generation, which refresh tokens carry (None: anonymous).
+    generation: str | None = None
 
 
 def _principal(account: AccountModel) -> Principal:
     return Principal(account.name, account.account_type, bool(account.superuser))
+
+
+def credential_generation(account: AccountModel) -> str:
+    """Names this account's current credentials: a digest of when the account was made and
+    of its stored secret (salted hash). Deleting the account, recreating the name, changing
+    the password or regenerating a robot's token each change it, so a refresh token that
+    carries the old one stops working at once, with no revocation list to keep."""
+    import base64
+    import hashlib
+
+    material = f"{account.name}\0{account.created_at.isoformat()}\0{account.secret or ''}"
+    digest = hashlib.sha256(material.encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _login(account: AccountModel, roles: dict[tuple[str, str], str]) -> Login:
+    return Login(_principal(account), roles, credential_generation(account))
 
 
 def _check_throttle(records: accounts.LoginRecords, username: str, source: str | None) -> None:
@@ -107,16 +126,23 @@ def with_password(username: str, secret: str, source: str | None, repositories: 
         if not passwords.verify(secret, stored, robot=candidate.kind == ROBOT):
             raise _failed(username, source)
     assert account is not None
-    return Login(_principal(account), records.roles)
+    return _login(account, records.roles)
 
 
-def with_refresh_token(subject: str, repositories: list[str]) -> Login:
-    """A refresh token's subject, if the account still exists (deleting it revokes them)."""
+def with_refresh_token(subject: str, generation: object, repositories: list[str]) -> Login:
+    """A refresh token's subject, if the account still holds the credentials the token was
+    issued against (its generation): deleted, recreated or re-keyed accounts revoke them."""
     candidate = Principal(subject, ROBOT if "+" in subject else USER)
     records = accounts.read_for_login(subject, None, lookup_keys(candidate, repositories))
-    if records.account is None:
+    account = records.account
+    if account is None:
         raise Unauthorized(message="the refresh token's account no longer exists")
-    return Login(_principal(records.account), records.roles)
+    current = credential_generation(account)
+    if not isinstance(generation, str) or not hmac.compare_digest(
+        generation.encode(), current.encode()
+    ):
+        raise Unauthorized(message="the refresh token was revoked: the credentials changed")
+    return _login(account, records.roles)
 
 
 def anonymous(repositories: list[str]) -> Login:

@@ -62,8 +62,10 @@ def issue_access(subject: str, granted: list[Scope]) -> Issued:
     return Issued(_sign(claims), now, lifetime)
 
 
-def issue_refresh(subject: str) -> str:
+def issue_refresh(subject: str, generation: str) -> str:
+    """A refresh token bound to the account's credential generation (auth/logins.py)."""
     claims, _ = _claims(subject, REFRESH, config.settings.refresh_token_seconds)
+    claims["gen"] = generation
     return _sign(claims)
 
 

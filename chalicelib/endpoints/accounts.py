@@ -204,6 +204,19 @@ def create_robot(request: RegistryRequest, namespace: str, shortname: str) -> Re
     return json_response({"name": name, "token": token}, 201)
 
 
+def regenerate_robot(request: RegistryRequest, namespace: str, shortname: str) -> Response:
+    """A new token for the robot (Quay's `.../robots/<shortname>/regenerate`); the old token
+    and every refresh token issued against it stop working at once."""
+    _require_namespace_admin(logins.caller(request), _namespace(namespace))
+    name = f"{namespace}+{shortname}"
+    token = passwords.new_robot_token()
+    try:
+        accounts.set_secret(name, passwords.hash_token(token))
+    except accounts.AccountMissing as error:
+        raise AccountUnknown({"name": name}) from error
+    return json_response({"name": name, "token": token})
+
+
 def delete_robot(request: RegistryRequest, namespace: str, shortname: str) -> Response:
     _require_namespace_admin(logins.caller(request), _namespace(namespace))
     try:

@@ -10,12 +10,14 @@ from chalice import Response
 
 from chalicelib.endpoints.http import RegistryRequest, empty
 from chalicelib.errors import BlobUnknown
-from chalicelib.registry.digests import parse_digest
+from chalicelib.registry.digests import is_supported, parse_digest
 from chalicelib.storage import blobs
 
 
 def _linked(name: str, digest: str) -> blobs.Blob:
-    blob = blobs.get_link(name, str(parse_digest(digest)))
+    parsed = parse_digest(digest)
+    # Nothing is stored under an algorithm the registry cannot verify, so nothing is served.
+    blob = blobs.get_link(name, str(parsed)) if is_supported(parsed) else None
     if blob is None:
         raise BlobUnknown({"digest": digest})
     return blob

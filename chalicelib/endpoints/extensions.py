@@ -28,7 +28,7 @@ from chalicelib.storage import direct
 from chalicelib.storage import uploads as sessions
 
 DOCS = "docs/uploads.md#direct-uploads"  # in this project's repository
-_RANGE = re.compile(r"(\d+)-(\d+)")
+_RANGE = re.compile(r"([0-9]{1,9})-([0-9]{1,9})")
 
 
 def _extensions(name: str | None) -> list[dict[str, object]]:
@@ -59,14 +59,10 @@ def _enabled() -> None:
 
 
 def _int_param(request: RegistryRequest, key: str, *, required: bool) -> int | None:
-    raw = request.param(key)
-    if raw is None or raw == "":
-        if required:
-            raise BadQuery({key: raw}, message=f"{key} is required")
-        return None
-    if not raw.isdigit():
-        raise BadQuery({key: raw}, message=f"{key} must be a non-negative integer")
-    return int(raw)
+    value = request.count_param(key)
+    if value is None and required:
+        raise BadQuery({key: request.param(key)}, message=f"{key} is required")
+    return value
 
 
 def _location(session) -> str:

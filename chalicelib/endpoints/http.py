@@ -7,13 +7,17 @@ Repeated header lines (skopeo and podman send `Accept` six times) arrive in Lamb
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from chalice import Chalice, Response
 
+from chalicelib.errors import BadQuery
+
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+_COUNT = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,19 @@ class RegistryRequest:
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[0] if values else None
+
+    def count_param(self, name: str) -> int | None:
+        """A non-negative integer query parameter, None when absent or empty.
+
+        ASCII digits only: `str.isdigit` also accepts `²`, which `int` refuses; and a bound
+        on length keeps `int` from refusing thousands of digits.
+        """
+        raw = self.param(name)
+        if raw is None or raw == "":
+            return None
+        if not _COUNT.fullmatch(raw):
+            raise BadQuery({name: raw[:40]}, message=f"{name} must be a non-negative integer")
+        return int(raw)
 
 
 def _base_url(event: dict[str, Any], headers: dict[str, list[str]]) -> str:

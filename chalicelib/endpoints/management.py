@@ -30,14 +30,15 @@ def _timestamp(value: datetime | None) -> dict[str, object]:
 def list_repository_tags(request: RegistryRequest, name: str) -> Response:
     """Tags with their expiry, like Quay's `GET /api/v1/repository/<name>/tag/`."""
     require_role(logins.caller(request), name, READ)
-    raw_limit = request.param("limit") or "50"
-    if not raw_limit.isdigit() or not 0 < int(raw_limit) <= MAX_LIMIT:
-        raise BadQuery({"limit": raw_limit}, message=f"limit must be 1 to {MAX_LIMIT}")
+    limit = request.count_param("limit")
+    limit = 50 if limit is None else limit
+    if not 0 < limit <= MAX_LIMIT:
+        raise BadQuery({"limit": limit}, message=f"limit must be 1 to {MAX_LIMIT}")
     last = request.param("last")
     if last:
         validate_tag(last)
     active_only = (request.param("onlyActiveTags") or "true").lower() != "false"
-    items, more = store.tag_page(name, last, int(raw_limit), include_expired=not active_only)
+    items, more = store.tag_page(name, last, limit, include_expired=not active_only)
     if not items and not last and not repositories.exists(name):
         raise NameUnknown({"name": name})
     now = clock.now()

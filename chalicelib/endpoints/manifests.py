@@ -7,20 +7,33 @@ from chalice import Response
 from chalicelib import config
 from chalicelib.endpoints import schema1 as legacy
 from chalicelib.endpoints.http import RegistryRequest, empty
-from chalicelib.errors import DigestInvalid, ManifestBlobUnknown, PayloadTooLarge, TagInvalid
+from chalicelib.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+    PayloadTooLarge,
+    TagInvalid,
+)
 from chalicelib.registry import expiry
 from chalicelib.registry import manifests as rules
-from chalicelib.registry.digests import is_supported, looks_like_digest, parse_digest
-from chalicelib.registry.names import validate_tag
+from chalicelib.registry.digests import looks_like_digest, parse_digest, parse_supported
+from chalicelib.registry.names import is_tag, validate_tag
 from chalicelib.storage import blobs
 from chalicelib.storage import manifests as store
 
 
 def _lookup(name: str, reference: str, *, with_body: bool) -> store.StoredManifest:
+    """The manifest a pull names. A reference that is neither a tag nor a digest we could
+    store names nothing: 404, as the spec answers any pull of what is not there."""
     if looks_like_digest(reference):
-        digest = str(parse_digest(reference))
-        return store.get_by_digest(name, digest, with_body=with_body)
-    return store.get_by_tag(name, validate_tag(reference), with_body=with_body)
+        try:
+            digest = parse_supported(reference)
+        except DigestInvalid:
+            raise ManifestUnknown({"reference": reference}) from None
+        return store.get_by_digest(name, str(digest), with_body=with_body)
+    if not is_tag(reference):
+        raise ManifestUnknown({"reference": reference})
+    return store.get_by_tag(name, reference, with_body=with_body)
 
 
 def _headers(manifest: store.StoredManifest) -> dict[str, str]:
@@ -97,10 +110,7 @@ def put(request: RegistryRequest, name: str, reference: str) -> Response:
     tag = None
     algorithm = "sha256"
     if looks_like_digest(reference):
-        expected = parse_digest(reference)
-        if not is_supported(expected):
-            raise DigestInvalid({"digest": reference}, message="unsupported digest algorithm")
-        algorithm = expected.algorithm
+        algorithm = parse_supported(reference).algorithm
     else:
         tag = validate_tag(reference)
     parsed = rules.parse(body, request.header("content-type") or "", algorithm)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from chalicelib.endpoints.http import RegistryRequest
-from chalicelib.errors import BadQuery
 
 # Without `n`, or with a larger one, a page holds at most this many entries and says where
 # the next one starts in a `Link` header, as the spec allows.
@@ -13,12 +12,8 @@ MAX_PAGE = 1000
 
 
 def page_size(request: RegistryRequest) -> int:
-    raw = request.param("n")
-    if raw is None or raw == "":
-        return MAX_PAGE
-    if not raw.isdigit():
-        raise BadQuery({"n": raw}, message="n must be a non-negative integer")
-    return min(int(raw), MAX_PAGE)
+    n = request.count_param("n")
+    return MAX_PAGE if n is None else min(n, MAX_PAGE)
 
 
 def next_link(path: str, n: int, last: str) -> dict[str, str]:

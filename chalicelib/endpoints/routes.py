@@ -161,6 +161,11 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
         {"PUT": accounts.create_robot, "DELETE": accounts.delete_robot},
     ),
     _self_checked(
+        "robot regenerate",
+        rf"organization/(?P<namespace>{_ACCOUNT})/robots/(?P<shortname>{_ACCOUNT})/regenerate",
+        {"POST": accounts.regenerate_robot},
+    ),
+    _self_checked(
         "namespace permissions",
         rf"organization/(?P<namespace>{_ACCOUNT})/permissions/?",
         {"GET": accounts.list_namespace_permissions},
@@ -215,7 +220,19 @@ V1_ROUTES: tuple[Route, ...] = (
 
 
 def _unsupported(request: RegistryRequest, methods: dict) -> Unsupported:
-    return Unsupported({"method": request.method}, headers={"Allow": ", ".join(methods)})
+    allowed = list(methods) + (["HEAD"] if "GET" in methods and "HEAD" not in methods else [])
+    return Unsupported({"method": request.method}, headers={"Allow": ", ".join(allowed)})
+
+
+def _handler(request: RegistryRequest, methods: dict[str, Handler]) -> Handler:
+    """The method's handler; HEAD is GET without the body wherever it has none of its own
+    (RFC 9110 9.3.2), and `dispatch` drops the body."""
+    handler = methods.get(request.method)
+    if handler is None and request.method == "HEAD":
+        handler = methods.get("GET")
+    if handler is None:
+        raise _unsupported(request, methods)
+    return handler
 
 
 def _authorized(request: RegistryRequest, needed: list[Scope] | None) -> RegistryRequest:
@@ -243,9 +260,7 @@ def resolve(
     registry_level = REGISTRY_ROUTES.get(request.path) if routes is ROUTES else None
     if registry_level is not None:
         methods, needed = registry_level
-        handler = methods.get(request.method)
-        if handler is None:
-            raise _unsupported(request, methods)
+        handler = _handler(request, methods)
         record.operation = _operation(handler)
         allowed = _authorized(request, needed)
         return lambda: handler(allowed)
@@ -253,9 +268,7 @@ def resolve(
         match = route.pattern.fullmatch(request.path)
         if match is None:
             continue
-        handler = route.methods.get(request.method)
-        if handler is None:
-            raise _unsupported(request, route.methods)
+        handler = _handler(request, route.methods)
         params = match.groupdict()
         record.operation = _operation(handler)
         if "name" in params:
@@ -267,13 +280,31 @@ def resolve(
     raise NotFound({"path": request.path})
 
 
+VERSION_METHODS = ("GET", "HEAD")
+
+
 def version_check(request: RegistryRequest) -> Response:
     """end-1: 200 for a caller with a valid token (any scope); the challenge otherwise."""
     try:
+        if request.method not in VERSION_METHODS:
+            raise Unsupported(
+                {"method": request.method}, headers={"Allow": ", ".join(VERSION_METHODS)}
+            )
         access.authorize(request, [])
     except RegistryError as error:
-        return render_error(error)
-    return json_response({}, headers=API_VERSION_HEADER)
+        return without_body(request, render_error(error))
+    return without_body(request, json_response({}, headers=API_VERSION_HEADER))
+
+
+def without_body(request: RegistryRequest, response: Response) -> Response:
+    """A HEAD answer: GET's status and headers, its body's length, no body."""
+    if request.method != "HEAD" or not response.body:
+        return response
+    body = response.body
+    size = len(body.encode("utf-8") if isinstance(body, str) else body)
+    response.headers["Content-Length"] = str(size)
+    response.body = ""
+    return response
 
 
 def _too_large(size: int | None, limit: int) -> PayloadTooLarge:
@@ -353,4 +384,4 @@ def _run(
             API_VERSION_HEADER,
         )
     response.headers.update(API_VERSION_HEADER)
-    return response
+    return without_body(request, response)

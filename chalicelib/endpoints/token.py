@@ -54,8 +54,12 @@ def get_token(request: RegistryRequest) -> Response:
     username, secret = credentials
     login = logins.with_password(username, secret, request.source_ip, _repositories(requested))
     offline = (request.param("offline_token") or "").lower() == "true"
-    refresh = tokens.issue_refresh(login.principal.name) if offline else None
-    return _answer(login, requested, refresh)
+    return _answer(login, requested, _refresh_token(login) if offline else None)
+
+
+def _refresh_token(login: logins.Login) -> str:
+    assert login.generation is not None  # only logins with credentials get here
+    return tokens.issue_refresh(login.principal.name, login.generation)
 
 
 def post_token(request: RegistryRequest) -> Response:
@@ -78,13 +82,13 @@ def post_token(request: RegistryRequest) -> Response:
             field("username"), field("password"), request.source_ip, repositories
         )
         offline = field("access_type") == "offline"
-        refresh = tokens.issue_refresh(login.principal.name) if offline else None
+        refresh = _refresh_token(login) if offline else None
     elif grant_type == "refresh_token":
         try:
             claims = tokens.verify(field("refresh_token"), tokens.REFRESH)
         except tokens.TokenInvalid as error:
             raise Unauthorized(message=f"invalid refresh token: {error}") from error
-        login = logins.with_refresh_token(claims["sub"], repositories)
+        login = logins.with_refresh_token(claims["sub"], claims.get("gen"), repositories)
         refresh = field("refresh_token")  # oauth.md: the same one, not a new one
     else:
         raise BadQuery({"grant_type": grant_type}, message="unsupported grant_type")

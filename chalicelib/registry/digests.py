@@ -21,6 +21,10 @@ from chalicelib.errors import DigestInvalid
 
 _GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _REGISTERED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-9]{128}")}
+# The grammar sets no length; the registered algorithms' digests are 71 and 135 characters.
+# The bound leaves room for algorithms yet to be registered and keeps every key that embeds
+# a digest far below DynamoDB's 1,024-byte sort-key limit.
+MAX_DIGEST_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ def looks_like_digest(reference: str) -> bool:
 
 def parse_digest(value: str) -> Digest:
     """Parse a digest; registered algorithms must also meet their own encoding rule."""
-    if not _GRAMMAR.fullmatch(value):
+    if len(value) > MAX_DIGEST_LENGTH or not _GRAMMAR.fullmatch(value):
         raise DigestInvalid({"digest": value}, message="invalid digest")
     algorithm, encoded = value.split(":", 1)
     rule = _REGISTERED.get(algorithm)
@@ -48,7 +52,19 @@ def parse_digest(value: str) -> Digest:
 
 
 def is_supported(digest: Digest) -> bool:
+    """Whether the registry can verify content under this digest, and so store or serve it."""
     return digest.algorithm in _REGISTERED
+
+
+def parse_supported(value: str) -> Digest:
+    """A digest content may be stored under: registered, and so verifiable."""
+    digest = parse_digest(value)
+    if not is_supported(digest):
+        raise DigestInvalid(
+            {"digest": value, "supported": sorted(_REGISTERED)},
+            message="unsupported digest algorithm",
+        )
+    return digest
 
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:

@@ -37,8 +37,17 @@ IMAGE_CONFIGS = frozenset(
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
+# The longest lifetime honoured. Longer values are treated like unparsable ones (no
+# expiry): a tag meant to outlive a century means "never", and the expiry instant must stay
+# a date DynamoDB's TTL and Python can hold. Negative values, however large, expire the tag
+# at once; they are bounded at a day past, since TTL ignores instants five years past.
+MAX_LIFETIME = timedelta(days=36500)
+_LONGEST_PAST = timedelta(days=1)
+
+
 def parse(value: str | None) -> timedelta | None:
-    """The lifetime a value asks for; None for no expiry (absent, unparsable or zero)."""
+    """The lifetime a value asks for; None for no expiry (absent, unparsable, zero or more
+    than MAX_LIFETIME)."""
     if not value or value[-1:] not in _UNITS:
         return None
     try:
@@ -47,10 +56,10 @@ def parse(value: str | None) -> timedelta | None:
         return None
     if number == 0:
         return None
-    try:
-        return timedelta(seconds=number * _UNITS[value[-1]])
-    except OverflowError:
+    seconds = number * _UNITS[value[-1]]
+    if seconds > MAX_LIFETIME.total_seconds():
         return None
+    return timedelta(seconds=max(seconds, -_LONGEST_PAST.total_seconds()))
 
 
 def wants_config_labels(parsed: ParsedManifest) -> bool:

@@ -31,6 +31,10 @@ _FOREIGN_LAYERS = frozenset(
 )
 
 
+# image-spec descriptor.md: size is an int64.
+_MAX_SIZE = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Descriptor:
     media_type: str
@@ -88,8 +92,8 @@ def parse_descriptor(value: Any, where: str) -> Descriptor:
         parsed = parse_digest(digest)
     except DigestInvalid:
         raise _invalid(f"{where}.digest is not a valid digest", digest=digest) from None
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise _invalid(f"{where}.size must be a non-negative integer")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_SIZE:
+        raise _invalid(f"{where}.size must be a non-negative int64")
     artifact_type = value.get("artifactType")
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise _invalid(f"{where}.artifactType must be a string")
@@ -106,10 +110,11 @@ def parse_descriptor(value: Any, where: str) -> Descriptor:
             data = None
         if data is None:
             raise _invalid(f"{where}.data must be base64")
-        if len(data) != size or (
-            is_supported(parsed)
-            and hashlib.new(parsed.algorithm, data).hexdigest() != parsed.encoded
-        ):
+        if not is_supported(parsed):
+            # Stored content must be verified content: data under an algorithm we cannot
+            # compute would let a client claim any digest for any bytes.
+            raise _invalid(f"{where}.data uses an unverifiable digest algorithm", digest=digest)
+        if len(data) != size or hashlib.new(parsed.algorithm, data).hexdigest() != parsed.encoded:
             raise _invalid(f"{where}.data does not match its digest and size", digest=digest)
     return Descriptor(
         media_type=media_type,

@@ -46,3 +46,44 @@ def ssm() -> Any:
     import boto3
 
     return boto3.client("ssm", region_name=config.settings.region)
+
+
+def _error_code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+def put_if_absent(key: str, body: bytes) -> bool:
+    """PutObject with `If-None-Match: *`: True if written, False if the key already held an
+    object. S3 answers 409 while another conditional write of the key is in flight; the
+    loser retries, then meets the winner's object."""
+    import time
+
+    from botocore.exceptions import ClientError
+
+    from chalicelib.errors import TooManyRequests
+
+    for attempt in range(4):
+        try:
+            s3().put_object(Bucket=config.settings.bucket, Key=key, Body=body, IfNoneMatch="*")
+            return True
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code == "PreconditionFailed":
+                return False
+            if code != "ConditionalRequestConflict":
+                raise
+        time.sleep(0.05 * (attempt + 1))
+    raise TooManyRequests({"reason": "concurrent writes of this object; retry"})
+
+
+def object_exists(key: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3().head_object(Bucket=config.settings.bucket, Key=key)
+    except ClientError as exc:
+        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True

@@ -134,13 +134,23 @@ def repositories_holding(digest: str, limit: int = 25) -> list[str]:
 
 
 def put_object(digest: str, data: bytes) -> None:
-    aws.s3().put_object(Bucket=config.settings.bucket, Key=object_key(digest), Body=data)
+    """Write a verified blob's object, never over one already there (S3's If-None-Match).
+
+    The bytes under a digest are verified before they get here, so an existing object holds
+    the same content; refusing the overwrite means no request can ever replace what other
+    repositories read, whatever a bug upstream let through.
+    """
+    aws.put_if_absent(object_key(digest), data)
 
 
 def copy_object(source_key: str, digest: str, size: int) -> None:
-    """Server-side copy into the blob's content address; multipart copy above 5 GiB."""
+    """Server-side copy into the blob's content address, unless the object is there already
+    (CopyObject takes no If-None-Match; the copy's content is verified either way).
+    Multipart copy above 5 GiB."""
     bucket = config.settings.bucket
     target = object_key(digest)
+    if aws.object_exists(target):
+        return
     if size <= 5 * 1024**3:
         aws.s3().copy_object(
             Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source_key}

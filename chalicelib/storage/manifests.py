@@ -143,9 +143,7 @@ def put(
     time plus its duration, and a push without one clears any earlier expiry.
     """
     if not _inline(parsed.size):
-        aws.s3().put_object(
-            Bucket=config.settings.bucket, Key=_object_key(parsed.digest), Body=parsed.body
-        )
+        aws.put_if_absent(_object_key(parsed.digest), parsed.body)
     touches = _touches(repository, parsed)
     if len(touches) > _MAX_TOUCHES_INLINE:
         # Too many for one transaction (100 items): touch first, in batches. A touch

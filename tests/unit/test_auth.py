@@ -255,6 +255,101 @@ def test_refresh_token_of_deleted_user_is_refused(client: Client) -> None:
     assert again.status == 401
 
 
+def offline_refresh_token(client: Client, user: str, password: str) -> str:
+    answer = client.get(
+        "/v2/auth?service=stratus&offline_token=true", headers=basic(user, password)
+    )
+    assert answer.status == 200, answer.body
+    return answer.json()["refresh_token"]
+
+
+def refresh(client: Client, token: str, scope: str = "") -> tuple[int, dict]:
+    form = {"grant_type": "refresh_token", "service": "stratus", "refresh_token": token}
+    answer = client.post("/v2/auth", body=urlencode({**form, "scope": scope}).encode())
+    return answer.status, answer.json()
+
+
+def test_refresh_token_does_not_carry_over_to_a_recreated_account_of_the_same_name(
+    client: Client,
+) -> None:
+    make_user(client, "alice")
+    old = offline_refresh_token(client, "alice", "password-1234")
+    admin = client.as_basic(ADMIN_USER, ADMIN_PASSWORD)
+    assert admin.delete("/api/v1/users/alice").status == 204
+    make_user(client, "alice", "another-password-1")
+    status, body = refresh(client, old, "repository:alice/app:pull,push")
+    assert status == 401, body
+    assert refresh(client, offline_refresh_token(client, "alice", "another-password-1"))[0] == 200
+
+
+def test_refresh_token_is_revoked_by_a_password_change(client: Client) -> None:
+    make_user(client, "alice")
+    old = offline_refresh_token(client, "alice", "password-1234")
+    assert refresh(client, old)[0] == 200
+    admin = client.as_basic(ADMIN_USER, ADMIN_PASSWORD)
+    changed = admin.put("/api/v1/users/alice", body=b'{"password": "new-password-1234"}')
+    assert changed.status == 204, changed.body
+    assert refresh(client, old)[0] == 401
+
+
+def test_robot_refresh_tokens_are_revoked_by_regenerating_or_deleting_it(client: Client) -> None:
+    admin = client.as_basic(ADMIN_USER, ADMIN_PASSWORD)
+    org = admin.post("/api/v1/organizations", body=b'{"name": "acme", "owners": ["root"]}')
+    assert org.status == 201, org.body
+    first = admin.put("/api/v1/organization/acme/robots/ci").json()["token"]
+    old = offline_refresh_token(client, "acme+ci", first)
+    regenerated = admin.post("/api/v1/organization/acme/robots/ci/regenerate")
+    assert regenerated.status == 200, regenerated.body
+    second = regenerated.json()["token"]
+    assert second != first
+    assert refresh(client, old)[0] == 401
+    assert client.get("/v2/auth?service=stratus", headers=basic("acme+ci", first)).status == 401
+    current = offline_refresh_token(client, "acme+ci", second)
+    assert refresh(client, current)[0] == 200
+    assert admin.delete("/api/v1/organization/acme/robots/ci").status == 204
+    assert refresh(client, current)[0] == 401
+
+
+def test_refresh_token_without_a_credential_generation_is_refused(client: Client) -> None:
+    """Refresh tokens from before the binding carry none: they no longer refresh."""
+    from chalicelib.auth import tokens
+
+    bound = offline_refresh_token(client, ADMIN_USER, ADMIN_PASSWORD)
+    unbound = tokens._sign({**claims(bound), "gen": None})
+    assert refresh(client, bound)[0] == 200
+    assert refresh(client, unbound)[0] == 401
+
+
+def test_token_minted_by_an_open_registry_is_refused_by_a_private_one(
+    client: Client, settings
+) -> None:
+    """An open registry lets anyone be a superuser; its tokens must be good nowhere else,
+    even with the same checkout's key file, issuer and audience."""
+    settings(auth=False)
+    keys.forget()
+    opened = client.get("/v2/auth?service=stratus&scope=repository:root/app:pull,push")
+    assert opened.status == 200, opened.body
+    forged = opened.json()["token"]
+    settings(auth=True)
+    keys.forget()
+    answer = client.as_bearer(forged).get("/v2/root/app/tags/list")
+    assert answer.status == 401
+    assert answer.error_codes == ["UNAUTHORIZED"]
+    assert client.as_bearer(forged).get("/api/v1/users").status == 401
+
+
+def test_anonymous_caller_without_permission_is_challenged_with_401(client: Client) -> None:
+    """So that skopeo and docker say "authentication required" and offer to log in."""
+    anonymous = client.login(None, "", "repository:root/app:pull")
+    answer = anonymous.get("/v2/root/app/manifests/v1")
+    assert answer.status == 401
+    assert answer.error_codes == ["UNAUTHORIZED"]
+    challenge = answer.header("WWW-Authenticate") or ""
+    assert challenge.startswith("Bearer ")
+    assert 'error="insufficient_scope"' in challenge
+    assert 'scope="repository:root/app:pull"' in challenge
+
+
 def test_unknown_grant_type_is_400(client: Client) -> None:
     answer = client.post("/v2/auth", body=b"grant_type=authorization_code&service=stratus")
     assert answer.status == 400

@@ -31,6 +31,58 @@ def test_path_outside_v2_gets_api_gateways_answer(client: Client) -> None:
     assert client.get("/other").status == 403
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", ["/v2/", "/v2"])
+def test_version_check_refuses_other_methods_with_405_json_and_allow(
+    client: Client, method: str, path: str
+) -> None:
+    answer = client.request(method, path)
+    assert answer.status == 405
+    assert answer.header("Content-Type") == "application/json"
+    assert answer.error_codes == ["UNSUPPORTED"]
+    assert answer.header("Allow") == "GET, HEAD"
+
+
+@pytest.mark.parametrize("path", ["/v2/", "/v2/_catalog", "/v2/org/app/tags/list"])
+def test_head_is_answered_wherever_get_is_without_a_body(client: Client, path: str) -> None:
+    client.must_push("org/app", "v1", b'{"mediaType": "a/b", "layers": []}', "a/b")
+    get, head = client.get(path), client.head(path)
+    assert get.status == head.status == 200
+    assert head.body == b""
+    assert head.header("Content-Length") == str(len(get.body))
+    assert head.header("Content-Type") == get.header("Content-Type")
+
+
+def test_options_is_405_json_naming_the_allowed_methods(client: Client) -> None:
+    answer = client.request("OPTIONS", "/v2/org/app/manifests/v1")
+    assert answer.status == 405
+    assert answer.error_codes == ["UNSUPPORTED"]
+    assert answer.header("Allow") == "GET, HEAD, PUT, DELETE"
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "1e3", "0x10", "+5", "9" * 5000])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/_catalog?n={}",
+        "/v2/org/app/tags/list?n={}",
+        "/api/v1/repository/org/app/tag/?limit={}",
+        "/v2/org/app/_stratus/direct/uploads/?size={}&part_size=8",
+        "/v2/org/app/_stratus/direct/uploads/?size=8&part_size={}",
+    ],
+)
+def test_query_numbers_that_are_not_ascii_digits_are_400(
+    client: Client, path: str, value: str
+) -> None:
+    """`str.isdigit` takes "\u00b2", which `int` refuses: such input once gave 500."""
+    from urllib.parse import quote
+
+    url = path.format(quote(value))
+    answer = client.request("POST" if "_stratus" in path else "GET", url)
+    assert answer.status == 400, (url, answer.body)
+    assert answer.error_codes == ["UNSUPPORTED"]
+
+
 def test_method_the_endpoint_lacks_is_405_unsupported(client: Client) -> None:
     answer = client.post("/v2/repo/manifests/latest")
     assert answer.status == 405

@@ -87,6 +87,27 @@ def test_negative_expiry_expires_the_tag_at_once(client: Client, clock) -> None:
     assert client.get("/v2/org/app/manifests/v1").error_codes == ["TAG_EXPIRED"]
 
 
+def test_expiry_beyond_a_century_is_ignored_like_an_unparsable_value(client: Client, clock) -> None:
+    """Quay would fail on a date past year 9999; Stratus reads such values as "never"."""
+    values = ("3000000d", "500000w", "9000y", "999999999d", "36501d")
+    for index, value in enumerate(values):
+        tag = f"t{index}"
+        by_label = image(client, "org/app", label=value, seed=f"l{index}")
+        client.must_push("org/app", tag, image(client, "org/app", annotation=value, seed=tag))
+        client.must_push("org/app", f"l{index}", by_label)
+        assert ttl_attribute("org/app", tag) is None
+        assert ttl_attribute("org/app", f"l{index}") is None
+    clock.advance(weeks=5200)
+    assert len(client.get("/v2/org/app/tags/list").json()["tags"]) == 2 * len(values)
+
+
+def test_huge_negative_expiry_expires_the_tag_at_once(client: Client, clock) -> None:
+    client.must_push("org/app", "v1", image(client, "org/app", annotation="-999999999d"))
+    assert client.get("/v2/org/app/manifests/v1").error_codes == ["TAG_EXPIRED"]
+    # A TTL instant far in the past would be ignored by DynamoDB (over five years).
+    assert (ttl_attribute("org/app", "v1") or 0) > clock.now().timestamp() - 2 * 86400
+
+
 def test_zero_or_unparsable_expiry_means_the_tag_never_expires(client: Client, clock) -> None:
     for tag, value in (("zero", "0h"), ("never", "never"), ("junk", "2x")):
         client.must_push("org/app", tag, image(client, "org/app", annotation=value, seed=tag))

@@ -283,11 +283,25 @@ def test_manifest_get_unknown_is_404_manifest_unknown(client: Client) -> None:
         assert answer.error_codes == ["MANIFEST_UNKNOWN"]
 
 
-def test_manifest_get_with_malformed_reference_is_400(client: Client) -> None:
-    bad_digest = client.get("/v2/org/app/manifests/sha256:totallywrong")
-    assert (bad_digest.status, bad_digest.error_codes) == (400, ["DIGEST_INVALID"])
-    bad_tag = client.get("/v2/org/app/manifests/-notatag")
-    assert (bad_tag.status, bad_tag.error_codes) == (400, ["TAG_INVALID"])
+@pytest.mark.parametrize(
+    "reference",
+    [".INVALID_MANIFEST_NAME", "-notatag", "sha256:totallywrong", "x-evil:" + "a" * 64],
+)
+def test_manifest_pull_of_a_malformed_reference_is_manifest_unknown(
+    client: Client, reference: str
+) -> None:
+    """distribution-spec "Pulling manifests": what is not there is a 404, and conformance
+    tooling probes with names that are no tag (Distribution answers the same)."""
+    for method in ("GET", "HEAD"):
+        answer = client.request(method, f"/v2/org/app/manifests/{reference}")
+        assert answer.status == 404
+        if method == "GET":
+            assert answer.error_codes == ["MANIFEST_UNKNOWN"]
+
+
+def test_manifest_put_with_an_invalid_tag_is_tag_invalid(client: Client) -> None:
+    answer = client.push_manifest("org/app", ".INVALID_MANIFEST_NAME", image(client, "org/app"))
+    assert (answer.status, answer.error_codes) == (400, ["TAG_INVALID"])
 
 
 def test_retagging_moves_the_tag_to_the_new_manifest(client: Client) -> None:

@@ -5,7 +5,8 @@ private `acme/app` on which `reader` reads, `writer` writes and `boss` is admin;
 `acme+ci` holds write on the whole `acme` namespace; `acme/public` is public; `mallory`
 owns another organization, `evil`, with its private `evil/secret`; `root` is the superuser.
 A token is fetched from `/v2/auth` for exactly the scopes each operation needs, as a
-client does; a token granting less than needed gets 403 (jwt.md "Verifying the token").
+client does; a token granting less than needed gets 403 (jwt.md "Verifying the token"), but
+an anonymous one gets 401 and the challenge, since logging in may help (as in Distribution).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ class Row:
     pull_public: int = 200
 
 
-DENIED = 403
+DENIED, LOG_IN = 403, 401
 MATRIX: dict[str, Row] = {
-    "anonymous": Row(DENIED, DENIED, DENIED, DENIED, ["acme/public"], DENIED, DENIED),
+    "anonymous": Row(LOG_IN, LOG_IN, LOG_IN, LOG_IN, ["acme/public"], LOG_IN, LOG_IN),
     "reader": Row(200, DENIED, DENIED, 201, ["acme/app", "acme/public"], 200, 200),
     "writer": Row(200, 201, 202, 201, ["acme/app", "acme/public"], 200, 200),
     "boss": Row(200, 201, 202, 201, ["acme/app", "acme/public"], 200, 200),
@@ -201,16 +202,16 @@ def test_management_api_accepts_a_bearer_token(client: Client) -> None:
 def test_private_repository_becomes_public_and_private_again(client: Client) -> None:
     arrange(client)
     anonymous = client.login(None, "", "repository:acme/app:pull")
-    assert anonymous.get("/v2/acme/app/manifests/v1").status == 403
+    assert anonymous.get("/v2/acme/app/manifests/v1").status == LOG_IN
     owner = client.as_basic("owner", PASSWORD)
     visibility = "/api/v1/repository/acme/app/changevisibility"
     owner.post(visibility, body=b'{"visibility": "public"}')
     anonymous = client.login(None, "", "repository:acme/app:pull,push")
     assert anonymous.get("/v2/acme/app/manifests/v1").status == 200
-    assert anonymous.push_manifest("acme/app", "x", SUBJECT).status == 403  # public is pull only
+    assert anonymous.push_manifest("acme/app", "x", SUBJECT).status == LOG_IN  # pull only
     owner.post(visibility, body=b'{"visibility": "private"}')
     anonymous = client.login(None, "", "repository:acme/app:pull")
-    assert anonymous.get("/v2/acme/app/manifests/v1").status == 403
+    assert anonymous.get("/v2/acme/app/manifests/v1").status == LOG_IN
 
 
 def test_users_push_to_their_own_namespace(client: Client) -> None:
