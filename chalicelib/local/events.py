@@ -98,6 +98,12 @@ def missing_route() -> HttpResponse:
     return HttpResponse(403, [("Content-Type", "application/json")], body)
 
 
+def bad_gateway() -> HttpResponse:
+    """API Gateway's answer when the function fails or returns something it cannot send."""
+    body = b'{"message": "Internal server error"}'
+    return HttpResponse(502, [("Content-Type", "application/json")], body)
+
+
 def gateway_timeout() -> HttpResponse:
     """API Gateway's answer when the integration runs past its 29 s."""
     body = b'{"message": "Endpoint request timed out"}'
@@ -112,8 +118,10 @@ def invoke(
     body: bytes,
     source_ip: str = "127.0.0.1",
 ) -> HttpResponse:
+    """Run `app` as Lambda behind API Gateway would; a result API Gateway could not send
+    raises (the local server answers 502 for it, as API Gateway does)."""
     event = build_event(method, target, headers, body, source_ip)
-    if event is None:
+    if event is None or not _has_method(app, event["resource"], method):
         return missing_route()
     result = app(event, LambdaContext())
     out: list[tuple[str, str]] = []
@@ -124,3 +132,12 @@ def invoke(
     raw = result.get("body") or ""
     data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
     return HttpResponse(int(result["statusCode"]), out, data)
+
+
+def _has_method(app: Any, resource: str, method: str) -> bool:
+    """API Gateway has a method only where the app declared it; anything else (OPTIONS,
+    PROPFIND, HEAD on `/v2`) never reaches the function."""
+    routes = getattr(app, "routes", None)
+    if not isinstance(routes, dict):
+        return True  # not a Chalice app (tests' stand-ins): it takes every method
+    return method in routes.get(resource, {})

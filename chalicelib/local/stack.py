@@ -19,6 +19,9 @@ def start_moto(port: int | None = None) -> Any:
 
     from moto.server import ThreadedMotoServer
 
+    from chalicelib.local import moto_patches
+
+    moto_patches.install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = port or free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

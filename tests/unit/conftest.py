@@ -7,7 +7,11 @@ import pytest
 from moto import mock_aws
 
 from chalicelib import config
+from chalicelib.local import moto_patches
 from tests.client import Client
+
+# moto as local mode runs it: atomic under threads, transactions that copy no table.
+moto_patches.install()
 
 
 @pytest.fixture
