@@ -85,18 +85,23 @@ def ensure_secrets(ssm: Any, outputs: dict[str, str]) -> str | None:
     return None
 
 
+def stage_environment(outputs: dict[str, str]) -> dict[str, str]:
+    """The stage's variables that come from the stack. The tags stream's ARN among them:
+    app.py defines the `tag_removed` handler only when it is set, in Lambda as at deploy."""
+    return {
+        "STRATUS_TABLE_PREFIX": outputs["TablePrefix"],
+        "STRATUS_BUCKET": outputs["Bucket"],
+        "STRATUS_SIGNING_KEY_PARAMETER": outputs["SigningKeyParameter"],
+        "STRATUS_ADMIN_PASSWORD_PARAMETER": outputs["AdminPasswordParameter"],
+        "STRATUS_TAGS_STREAM_ARN": outputs["TagsStreamArn"],
+    }
+
+
 def configure_stage(stage: str, outputs: dict[str, str], path: Path = CONFIG) -> None:
     """Write the stack's outputs into the stage's environment in .chalice/config.json."""
     config = json.loads(path.read_text())
     env = config["stages"][stage].setdefault("environment_variables", {})
-    env.update(
-        {
-            "STRATUS_TABLE_PREFIX": outputs["TablePrefix"],
-            "STRATUS_BUCKET": outputs["Bucket"],
-            "STRATUS_SIGNING_KEY_PARAMETER": outputs["SigningKeyParameter"],
-            "STRATUS_ADMIN_PASSWORD_PARAMETER": outputs["AdminPasswordParameter"],
-        }
-    )
+    env.update(stage_environment(outputs))
     path.write_text(json.dumps(config, indent=2) + "\n")
 
 

@@ -169,6 +169,7 @@ def test_deploy_up_creates_functions_with_their_environment(deployed) -> None:
     stage, _ = deployed
     functions = stage.functions()
     assert set(functions) == set(FUNCTIONS)
+    stream = _outputs(stage)["TagsStreamArn"]
     for name, (handler, _) in FUNCTIONS.items():
         function = functions[name]
         env = function["Environment"]["Variables"]
@@ -182,6 +183,8 @@ def test_deploy_up_creates_functions_with_their_environment(deployed) -> None:
             env["STRATUS_ADMIN_PASSWORD_PARAMETER"],
         } == stage.parameters(), name
         assert env["STRATUS_AUTH"] == "1", name
+        # app.py defines the tag_removed handler only when this is set, in Lambda too.
+        assert env["STRATUS_TAGS_STREAM_ARN"] == stream, name
         assert env["STRATUS_MAX_REQUEST_BYTES"] == "4500000", name
 
 
