@@ -30,6 +30,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/registry.py
+	$(PY) bench/package.py  # after registry.py, which rewrites docs/benchmarks.md
 	$(PY) bench/uploads.py
 	$(PY) bench/soak.py
 

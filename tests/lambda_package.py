@@ -209,9 +209,13 @@ class Invocation:
 class Container:
     """One function's execution environment: the handler imported once, then invocations."""
 
-    def __init__(self, python: Path, task_root: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, python: Path, task_root: Path, env: dict[str, str], flags: tuple[str, ...] = ()
+    ) -> None:
+        """`flags` go to the interpreter (`-X importtime`: its lines come with the logs)."""
         self.process = subprocess.Popen(
-            [str(python), "-I", "-c", _RUNTIME],
+            # -B: /var/task is read-only in Lambda, so nothing compiled is ever kept there.
+            [str(python), "-I", "-B", *flags, "-c", _RUNTIME],
             cwd=task_root,
             env={**env, "LAMBDA_TASK_ROOT": str(task_root)},
             stdin=subprocess.PIPE,
