@@ -103,8 +103,9 @@ class Stage:
 
 
 def _copy_project(target: Path) -> Path:
-    """The files `chalice deploy` reads, and .chalice/ without any deployed state."""
-    ignore = shutil.ignore_patterns("__pycache__", "deployed", "deployments")
+    """The files `chalice deploy` reads, and .chalice/ without any deployed state (its cache
+    of dependency zips, keyed by requirements.txt, comes along: it only saves time)."""
+    ignore = shutil.ignore_patterns("__pycache__", "deployed")
     for name in PROJECT:
         source = ROOT / name
         if source.is_dir():
