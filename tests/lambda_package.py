@@ -185,9 +185,20 @@ def function_environment(
         "_HANDLER": function["Handler"],
         "STRATUS_ACCOUNT": ACCOUNT,
         "PATH": "/usr/local/bin:/usr/bin:/bin",
+        **(_TRACING if function.get("Tracing") == "Active" else {}),
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
     }
+
+
+# What Lambda sets for a function with active tracing (the trace id changes per request);
+# segments go by UDP to a daemon that is not there, as they may in Lambda.
+_TRACING = {
+    "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+    "Sampled=1",
+    "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+}
 
 
 def _function_name(logical_id: str) -> str:

@@ -219,7 +219,8 @@ def test_package_runs_on_its_contents_and_the_runtimes_boto3_only(
     modules = api.modules()
     assert [m for m in modules if not allowed(m)] == []
     by_name = {Path(m).parent.name: m for m in modules if m.endswith("/__init__.py")}
-    for bundled in ("chalicelib", "chalice", "pynamodb", "jwt", "cryptography"):
+    bundled_packages = ("chalicelib", "chalice", "pynamodb", "jwt", "cryptography", "aws_xray_sdk")
+    for bundled in bundled_packages:
         assert by_name[bundled].startswith(task), bundled
     assert by_name["boto3"].startswith(runtime)
 
