@@ -149,7 +149,7 @@ def count_calls(layers: int) -> dict[str, Counted]:
         manifest_put = counted
         manifest_put.minimum = (
             3,
-            "the old tag (its manifest's tag set changes), one transaction, the config's labels "
+            "the old tag (a retag is conditional on it), one transaction, the config's labels "
             "for quay.expires-after",
         )
         _add(push, counted)

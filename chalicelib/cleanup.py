@@ -28,7 +28,6 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, TransactWriteError, UpdateError
 
 from chalicelib import clock, config
-from chalicelib.registry.names import tag_sort_key
 from chalicelib.storage import aws, blobs, referrers, transactions, uploads
 from chalicelib.storage.models import (
     BlobLinkModel,
@@ -98,44 +97,16 @@ def _expire_tags(now: datetime, report: Report) -> set[tuple[str, str]]:
             report.tags_expired += 1
             continue
         try:
-            with transactions.transaction() as t:
-                # Only the expired version: a re-push meanwhile changed digest or expiry.
-                t.delete(
-                    TagModel(tag.repository, tag.sort_key),
-                    condition=(TagModel.digest == tag.digest)
-                    & (TagModel.expires_at == tag.expires_at),
-                )
-                t.update(
-                    ManifestModel(tag.repository, tag.digest),
-                    actions=[ManifestModel.tags.delete({tag.name})],
-                    condition=ManifestModel.digest.exists(),
-                )
+            # Only the expired version: a re-push meanwhile changed digest or expiry.
+            TagModel(tag.repository, tag.sort_key).delete(
+                condition=(TagModel.digest == tag.digest) & (TagModel.expires_at == tag.expires_at)
+            )
             report.tags_expired += 1
-        except TransactWriteError as exc:
+        except DeleteError as exc:
             if not _conditional_failure(exc):
                 report.errors += 1
                 logger.exception("expiring tag %s:%s", tag.repository, tag.name)
     return live
-
-
-def forget_removed_tag(repository: str, name: str, digest: str) -> bool:
-    """After DynamoDB's TTL deleted a tag item: drop the name from its manifest's set,
-    unless the tag was pushed again meanwhile. Idempotent."""
-    try:
-        with transactions.transaction() as t:
-            t.condition_check(
-                TagModel, repository, tag_sort_key(name), condition=TagModel.digest.does_not_exist()
-            )
-            t.update(
-                ManifestModel(repository, digest),
-                actions=[ManifestModel.tags.delete({name})],
-                condition=ManifestModel.digest.exists(),
-            )
-    except TransactWriteError as exc:
-        if _conditional_failure(exc):
-            return False
-        raise
-    return True
 
 
 # --- uploads ---------------------------------------------------------------------------
@@ -208,11 +179,9 @@ def _delete_manifest(item: ManifestModel, report: Report) -> bool:
     if report.dry_run:
         report.manifests_deleted += 1
         return True
-    tags = set(item.tags or ())
+    # Unchanged since the scan: a push that tags or references it rewrites pushed_at or
+    # touched_at. Its expired tags went in the tag phase; TTL removes any it missed.
     condition = (ManifestModel.pushed_at == item.pushed_at) & (
-        ManifestModel.tags == tags if tags else ManifestModel.tags.does_not_exist()
-    )
-    condition &= (
         ManifestModel.touched_at == item.touched_at
         if item.touched_at
         else ManifestModel.touched_at.does_not_exist()
@@ -220,11 +189,6 @@ def _delete_manifest(item: ManifestModel, report: Report) -> bool:
     try:
         with transactions.transaction() as t:
             t.delete(ManifestModel(item.repository, item.digest), condition=condition)
-            for name in sorted(tags):  # names whose tag items expired or vanished
-                t.delete(
-                    TagModel(item.repository, tag_sort_key(name)),
-                    condition=(TagModel.digest == item.digest) | TagModel.digest.does_not_exist(),
-                )
             if item.subject:
                 key = referrers.subject_key(item.repository, item.subject)
                 t.delete(ReferrerModel(key, item.digest))
@@ -371,19 +335,10 @@ def handle_schedule(*, dry_run: bool = False) -> dict[str, Any]:
 
 
 def handle_tag_stream(records: list[dict[str, Any]]) -> int:
-    """The tags table's stream: every removed tag item (DynamoDB's TTL among them) leaves
-    its manifest's `tags` set, so the collector and deletes see the truth."""
-    forgotten = 0
-    for record in records:
-        if record.get("eventName") != "REMOVE":
-            continue
-        old = record.get("dynamodb", {}).get("OldImage") or {}
-        try:
-            repository, name, digest = (old[k]["S"] for k in ("repository", "name", "digest"))
-        except KeyError:
-            continue
-        forgotten += forget_removed_tag(repository, name, digest)
-    return forgotten
+    """The tags table's stream. A removed tag (DynamoDB's TTL among them) needs no
+    bookkeeping: a manifest's tags are found through the tags table's own index. Kept only
+    until the deployment stops wiring the stream to it."""
+    return 0
 
 
 def main() -> None:

@@ -1,11 +1,13 @@
 """Manifests and tags in DynamoDB; manifests too large for an item live in S3.
 
-Invariants, each kept by one DynamoDB transaction:
-- a tag only points at a stored manifest (the tag is written with the manifest, or with a
-  condition that the manifest exists);
-- a manifest's `tags` set names exactly the tags pointing at it, so deleting a manifest
-  deletes its tags under strongly consistent conditions;
+Invariants:
+- a tag only points at a stored manifest: the tag is written in the manifest's own
+  transaction, and deleting a manifest first marks it (`deleting`), so no push can tag it
+  unnoticed, then deletes its tags, found by the tags table's strongly consistent
+  `by_digest` index, in batches, and the manifest with the last batch;
 - a manifest with a `subject` has exactly one referrers-index entry while it exists.
+Nothing on the manifest item grows with its tags: 10,000 tags on one manifest cost what 10
+separate manifests cost.
 A tag item carries a copy of its manifest's bytes (when small) so that a pull by tag is one
 GetItem. Concurrent writers race on conditions, never on blind overwrites; the loser retries.
 """
@@ -13,10 +15,11 @@ GetItem. Concurrent writers race on conditions, never on blind overwrites; the l
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 
 from pynamodb.attributes import UTCDateTimeAttribute
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -33,6 +36,7 @@ from chalicelib.storage.models import (
     ReferrerModel,
     RepositoryModel,
     TagModel,
+    TagsByDigest,
     utcnow,
 )
 
@@ -164,8 +168,8 @@ def put(
                 for item, attribute in touches:  # first, so failures map to references
                     t.update(item, actions=[attribute.set(now)], condition=_exists(item))
                 actions = _manifest_actions(parsed, expires_after)
-                if tag is not None:
-                    actions.append(ManifestModel.tags.add({tag}))
+                # A push wins over a delete in progress: the deleter sees its mark gone.
+                actions.append(ManifestModel.deleting.remove())
                 t.update(ManifestModel(repository, parsed.digest), actions=actions)
                 _ensure_repository(t, repository)
                 if parsed.subject is not None:
@@ -253,17 +257,14 @@ def _write_tag(
     )
     if previous is None:
         t.save(item, condition=TagModel.sort_key.does_not_exist())
-        return
-    t.save(item, condition=TagModel.digest == previous.digest)
-    if previous.digest != parsed.digest:
-        t.update(
-            ManifestModel(repository, previous.digest),
-            actions=[ManifestModel.tags.delete({tag})],
-            condition=ManifestModel.digest.exists(),
-        )
+    else:
+        t.save(item, condition=TagModel.digest == previous.digest)
 
 
 def delete_tag(repository: str, tag: str) -> None:
+    """Delete a live tag: one conditional DeleteItem (only the version we read)."""
+    from pynamodb.exceptions import DeleteError
+
     for _ in range(_ATTEMPTS):
         try:
             current = TagModel.get(
@@ -274,55 +275,99 @@ def delete_tag(repository: str, tag: str) -> None:
         if _expired(current):
             raise ManifestUnknown({"tag": tag})  # as if cleanup had already removed it
         try:
-            with transactions.transaction() as t:
-                t.delete(
-                    TagModel(repository, tag_sort_key(tag)),
-                    condition=TagModel.digest == current.digest,
-                )
-                t.update(
-                    ManifestModel(repository, current.digest),
-                    actions=[ManifestModel.tags.delete({tag})],
-                    condition=ManifestModel.digest.exists(),
-                )
+            TagModel(repository, tag_sort_key(tag)).delete(
+                condition=TagModel.digest == current.digest
+            )
             return
-        except TransactWriteError as exc:
-            if not transactions.lost_race(exc):
+        except DeleteError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
     raise TooManyRequests({"reason": "concurrent updates to this tag; retry"})
 
 
+# Tags deleted per transaction: with the manifest and its referrers entry, DynamoDB's 100.
+_TAG_BATCH = 98
+
+
 def delete_manifest(repository: str, digest: str) -> None:
-    """Delete a manifest and every tag pointing at it, atomically."""
-    for _ in range(_ATTEMPTS):
-        try:
-            current = ManifestModel.get(
-                repository, digest, attributes_to_get=["digest", "tags", "subject"]
-            )
-        except DoesNotExist:
+    """Delete a manifest and every tag pointing at it, however many.
+
+    Mark the manifest, then delete its tags batch by batch, the last batch with the
+    manifest. A push naming the manifest meanwhile clears the mark and wins: the delete
+    then stops with 429 (retry) and the tags it already removed stay removed, as if they
+    had been deleted one by one before the push. A delete cut short (a crash, a timeout)
+    leaves the mark, which pulls ignore; repeating the DELETE finishes it.
+    """
+    marker = secrets.token_hex(8)
+    manifest = ManifestModel(repository, digest)
+    try:
+        manifest.update(
+            actions=[ManifestModel.deleting.set(marker)], condition=ManifestModel.digest.exists()
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
             raise ManifestUnknown({"digest": digest}) from None
-        tags = set(current.tags or ())
+        raise
+    for _ in range(_DELETE_ROUNDS):
+        names, more = _tag_keys(repository, digest)
         try:
-            with transactions.transaction() as t:
-                # The tags set must be what we read: a tag added meanwhile aborts and retries.
-                condition = (
-                    ManifestModel.tags == tags if tags else ManifestModel.tags.does_not_exist()
-                )
-                t.delete(ManifestModel(repository, digest), condition=condition)
-                if current.subject:
-                    t.delete(
-                        ReferrerModel(referrers.subject_key(repository, current.subject), digest)
-                    )
-                for tag in sorted(tags):
-                    # A tag DynamoDB's TTL already removed may linger in the set.
-                    t.delete(
-                        TagModel(repository, tag_sort_key(tag)),
-                        condition=(TagModel.digest == digest) | TagModel.digest.does_not_exist(),
-                    )
-            return
+            _delete_batch(manifest, marker, names, last=not more)
         except TransactWriteError as exc:
             if not transactions.lost_race(exc):
                 raise
+            if _gone_or_ours(repository, digest, marker):
+                return  # another delete of the same manifest finished it
+            continue  # a tag moved away meanwhile: read the index again
+        if not more:
+            return
     raise TooManyRequests({"reason": "concurrent updates to this manifest; retry"})
+
+
+# Enough rounds for 10,000 tags and some lost races along the way.
+_DELETE_ROUNDS = 10_000 // _TAG_BATCH + 20
+
+
+def _tag_keys(repository: str, digest: str) -> tuple[list[str], bool]:
+    """Up to a batch of the manifest's tag keys, and whether more may follow."""
+    query = TagModel.by_digest.query(
+        repository,
+        TagsByDigest.digest == digest,
+        consistent_read=True,
+        limit=_TAG_BATCH,
+        page_size=_TAG_BATCH,
+    )
+    keys = [item.sort_key for item in query]
+    return keys, query.last_evaluated_key is not None
+
+
+def _delete_batch(manifest: ManifestModel, marker: str, sort_keys: list[str], last: bool) -> None:
+    repository, digest = manifest.repository, manifest.digest
+    ours = ManifestModel.deleting == marker
+    with transactions.transaction() as t:
+        for sort_key in sort_keys:
+            t.delete(TagModel(repository, sort_key), condition=TagModel.digest == digest)
+        if not last:
+            t.condition_check(ManifestModel, repository, digest, condition=ours)
+            return
+        t.delete(ManifestModel(repository, digest), condition=ours)
+        if manifest.subject:
+            t.delete(ReferrerModel(referrers.subject_key(repository, manifest.subject), digest))
+
+
+def _gone_or_ours(repository: str, digest: str, marker: str) -> bool:
+    """After a lost race: True if the manifest is gone; False (go on) if this delete's mark
+    is still on it; 429 if a push took it back."""
+    try:
+        current = ManifestModel.get(
+            repository, digest, consistent_read=True, attributes_to_get=["digest", "deleting"]
+        )
+    except DoesNotExist:
+        return True
+    if current.deleting != marker:
+        raise TooManyRequests(
+            {"digest": digest, "reason": "the manifest was pushed again while being deleted"}
+        )
+    return False
 
 
 def list_tags(repository: str, after: str | None, limit: int) -> tuple[list[str], bool]:

@@ -1,7 +1,8 @@
 """DynamoDB tables as pynamodb models; keys chosen so every hot read is one GetItem or Query.
 
 - repositories (name): existence; the `catalog` GSI makes `_catalog` a Query.
-- tags (repository, sort_key): manifest GET by tag (small bodies copied inline), tags list.
+- tags (repository, sort_key): manifest GET by tag (small bodies copied inline), tags list;
+  the `by_digest` LSI lists a manifest's tags, strongly consistent, for its deletion.
 - manifests (repository, digest): manifest GET by digest, reference checks.
 - blobs (repository, digest): a repository's right to a blob; `by_digest` GSI for mounts.
 - uploads (upload_id): upload sessions (hash state, S3 multipart parts).
@@ -78,6 +79,19 @@ class RepositoryModel(Model):
     catalog = CatalogIndex()
 
 
+class TagsByDigest(LocalSecondaryIndex):
+    """The tags of one manifest, read strongly consistent: deleting a manifest deletes them
+    all, however many (a CI that tags every build of one image makes thousands), without
+    the manifest item keeping a list that would outgrow DynamoDB's 400 KB."""
+
+    class Meta:
+        index_name = "by_digest"
+        projection = KeysOnlyProjection()
+
+    repository = UnicodeAttribute(hash_key=True)
+    digest = UnicodeAttribute(range_key=True)
+
+
 class TagModel(Model):
     """A tag, carrying a copy of its manifest (when small) so a pull by tag is one read."""
 
@@ -92,6 +106,7 @@ class TagModel(Model):
     body = BinaryAttribute(null=True, legacy_encoding=False)
     pushed_at = UTCDateTimeAttribute(default=utcnow)
     expires_at = TTLAttribute(null=True)
+    by_digest = TagsByDigest()
 
 
 class ManifestModel(Model):
@@ -103,9 +118,9 @@ class ManifestModel(Model):
     size = NumberAttribute()
     # None when the manifest is too large for an item and lives in S3 instead.
     body = BinaryAttribute(null=True, legacy_encoding=False)
-    # Tags pointing here, kept in the same transactions that move tags, so deleting a
-    # manifest can delete its tags with strongly consistent conditions (no GSI lag).
-    tags = UnicodeSetAttribute(null=True)
+    # Set while a delete removes the manifest's tags in batches: a push naming the manifest
+    # meanwhile clears it, so the delete stops instead of taking a tag just pushed.
+    deleting = UnicodeAttribute(null=True)
     blobs = UnicodeSetAttribute(null=True)
     children = UnicodeSetAttribute(null=True)
     subject = UnicodeAttribute(null=True)

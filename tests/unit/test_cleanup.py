@@ -160,31 +160,6 @@ def test_abandoned_uploads_are_aborted_after_their_ttl(client: Client, clock) ->
     assert listed.get("KeyCount", 0) == 0
 
 
-def test_tag_removed_by_dynamodb_ttl_leaves_its_manifests_tag_set(client: Client) -> None:
-    from chalicelib.registry.names import tag_sort_key
-
-    body = image(client, "org/app", b"ttl")
-    client.must_push("org/app", "gone", body)
-    TagModel("org/app", tag_sort_key("gone")).delete()
-    record = {
-        "eventName": "REMOVE",
-        "dynamodb": {
-            "OldImage": {
-                "repository": {"S": "org/app"},
-                "name": {"S": "gone"},
-                "digest": {"S": sha256(body)},
-            }
-        },
-    }
-    assert cleanup.handle_tag_stream([record]) == 1
-    assert ManifestModel.get("org/app", sha256(body)).tags is None
-    assert cleanup.handle_tag_stream([record]) == 1  # idempotent
-    # a tag pushed again meanwhile is left alone
-    client.must_push("org/app", "gone", body)
-    assert cleanup.handle_tag_stream([record]) == 0
-    assert ManifestModel.get("org/app", sha256(body)).tags == {"gone"}
-
-
 def test_scheduled_handler_emits_metrics_and_returns_the_report(
     client: Client, clock, capsys
 ) -> None:
