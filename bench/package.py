@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -172,6 +174,7 @@ def measure(runs: int) -> dict[str, float | dict[str, float]]:
         results: dict[str, float | dict[str, float]] = {
             "zip_mb": deployment.zip_mb,
             "unzipped_mb": deployment.unzipped_mb,
+            "load": os.getloadavg()[0],
         }
         cases = {"pull": (pull, False), "login": (login, False), "compiled": (pull, True)}
         for label, (first, compiled) in cases.items():
@@ -183,42 +186,67 @@ def measure(runs: int) -> dict[str, float | dict[str, float]]:
         deployment.stop()
 
 
+def _paragraph(text: str) -> str:
+    return textwrap.fill(text, width=92, break_on_hyphens=False)
+
+
 def section(results: dict, runs: int) -> str:
     pull, login, compiled = results["pull"], results["login"], results["compiled"]
+    intro = (
+        f"What users meet: `chalice package`'s zip ({results['zip_mb']:.1f} MB; "
+        f"{results['unzipped_mb']:.0f} MB unzipped, of Lambda's 250 MB), unzipped and run as "
+        "Lambda runs it, in a fresh interpreter with only the zip's contents and boto3 (no dev "
+        "dependency), the dev stage's environment (auth on, active tracing), moto for AWS "
+        f"(bench/package.py). Median of {runs} new containers for each first request. Peak "
+        "RSS is VmHWM from /proc/self/status. Load average when measured: "
+        f"{results['load']:.1f} on {os.cpu_count()} CPUs (other work inflates the times, not "
+        "the memory)."
+    )
+    bytecode = (
+        "The zip has no bytecode and Lambda's /var/task is read-only, so every cold start "
+        "compiles what it imports (the runs here use `python -B`: nothing is kept, as in "
+        "Lambda). The last two rows are the same zip after `python -m compileall` by the "
+        "runtime's Python version."
+    )
+    lazy = (
+        "The first request pays for what the app loads lazily: the signing keys from SSM, "
+        "pyjwt and cryptography, Powertools and X-Ray, the first DynamoDB connection. A login "
+        "also runs scrypt (16 MiB of memory by design)."
+    )
+    rows = [
+        ("init (`import app`)", pull["init_ms"], pull["init_rss_mb"]),
+        (
+            "first request: manifest GET by tag, bearer token",
+            pull["first_ms"],
+            pull["first_rss_mb"],
+        ),
+        ("cold start to that answer", pull["init_ms"] + pull["first_ms"], None),
+        ("first request: token, Basic login (scrypt)", login["first_ms"], login["first_rss_mb"]),
+        ("init, bytecode compiled into the zip", compiled["init_ms"], compiled["init_rss_mb"]),
+        (
+            "first request (manifest GET), bytecode compiled in",
+            compiled["first_ms"],
+            compiled["first_rss_mb"],
+        ),
+    ]
+    table = [
+        f"| {label} | {ms:.0f} ms | {'' if mb is None else f'{mb:.0f} MB'} |"
+        for label, ms, mb in rows
+    ]
     return "\n".join(
         [
             START,
             "## Cold start of the deployment package",
             "",
-            "What users meet: `chalice package`'s zip "
-            f"({results['zip_mb']:.1f} MB; {results['unzipped_mb']:.0f} MB unzipped, of",
-            "Lambda's 250 MB), unzipped and run as Lambda runs it, in a fresh interpreter with",
-            "only the zip's contents and boto3 (no dev dependency), the dev stage's environment",
-            "(auth on), moto for AWS (bench/package.py). Median of "
-            f"{runs} new containers for each first",
-            "request. Peak RSS is VmHWM from /proc/self/status.",
+            _paragraph(intro),
             "",
             "| | time | peak RSS |",
             "|---|---|---|",
-            f"| init (`import app`) | {pull['init_ms']:.0f} ms | {pull['init_rss_mb']:.0f} MB |",
-            "| first request: manifest GET by tag, bearer token | "
-            f"{pull['first_ms']:.0f} ms | {pull['first_rss_mb']:.0f} MB |",
-            f"| cold start to that answer | {pull['init_ms'] + pull['first_ms']:.0f} ms | |",
-            "| first request: token, Basic login (scrypt) | "
-            f"{login['first_ms']:.0f} ms | {login['first_rss_mb']:.0f} MB |",
-            "| init, bytecode compiled into the zip | "
-            f"{compiled['init_ms']:.0f} ms | {compiled['init_rss_mb']:.0f} MB |",
-            "| first request (manifest GET), bytecode compiled in | "
-            f"{compiled['first_ms']:.0f} ms | {compiled['first_rss_mb']:.0f} MB |",
+            *table,
             "",
-            "The zip has no bytecode and /var/task is read-only, so every cold start compiles",
-            "what it imports (the runs here use `python -B`, as nothing is kept in Lambda);",
-            "the last two rows are the same zip after `python -m compileall` by the runtime's",
-            "Python version.",
+            _paragraph(bytecode),
             "",
-            "The first request pays for what the app loads lazily: the signing keys from SSM,",
-            "pyjwt and cryptography, Powertools, the first DynamoDB connection. A login also",
-            "runs scrypt (16 MiB of memory by design).",
+            _paragraph(lazy),
             "",
             "Import time by package, its modules' own (`python -X importtime`, which adds",
             "overhead; the five largest):",
