@@ -61,7 +61,9 @@ def _start(tmp: Path, name: str, extra_env: dict[str, str]) -> Registry:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     if "AWS_ENDPOINT_URL" not in extra_env:
         env.update(_external_aws(name))
-    env.update({"PORT": str(port), "PYTHONUNBUFFERED": "1", **extra_env})
+    # Each registry keeps its data in its own folder, never in the checkout's .stratus/.
+    data = str(tmp / f"{name}-data")
+    env.update({"PORT": str(port), "PYTHONUNBUFFERED": "1", "STRATUS_DATA_DIR": data, **extra_env})
     process = subprocess.Popen(
         [sys.executable, "-m", "chalicelib.local", "--quiet"],
         cwd=ROOT,
