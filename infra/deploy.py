@@ -137,7 +137,27 @@ def retained_tables(cloudformation: Any, stage: str) -> list[str]:
     return [t for page in pages for t in page["TableNames"] if t.startswith(prefix)]
 
 
+def check_deployment_record(stage: str) -> None:
+    """Refuse to deploy or delete the app from a checkout without Chalice's record of it
+    (.chalice/deployed/<stage>.json) while the app exists: `chalice deploy` would create a
+    second API beside it, and `chalice delete` would leave it in place."""
+    import boto3
+
+    if (CONFIG.parent / "deployed" / f"{stage}.json").exists():
+        return
+    functions = boto3.client("lambda")
+    try:
+        functions.get_function(FunctionName=f"stratus-{stage}")
+    except functions.exceptions.ResourceNotFoundException:
+        return
+    sys.exit(
+        f"stage {stage} is deployed, but .chalice/deployed/{stage}.json is not here: copy it "
+        "from the checkout that deployed it (docs/operations.md, Deploy)"
+    )
+
+
 def up(stage: str) -> None:
+    check_deployment_record(stage)
     cloudformation, ssm = _clients()
     retained = retained_tables(cloudformation, stage)
     if retained:
@@ -194,6 +214,7 @@ def delete_data(resources: dict[str, str]) -> None:
 
 
 def down(stage: str, delete_data_too: bool) -> None:
+    check_deployment_record(stage)
     _chalice("delete", "--stage", stage, env=dict(os.environ))
     cloudformation, _ = _clients()
     resources = stage_resources(cloudformation, stage)

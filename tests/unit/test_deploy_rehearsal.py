@@ -263,6 +263,20 @@ def test_deploy_up_again_upgrades_in_place_without_a_new_password(deployed) -> N
     assert {name: f["FunctionArn"] for name, f in stage.functions().items()} == before
 
 
+def test_deploy_from_a_checkout_without_the_deployment_record_refuses(
+    deployed, tmp_path: Path
+) -> None:
+    stage, _ = deployed
+    elsewhere = Stage(stage.endpoint, _copy_project(tmp_path), stage.log)
+    apis = stage.client("apigateway").get_rest_apis()["items"]
+    for command in ("up", "down"):
+        refused = elsewhere.deploy(command, check=False)
+        assert refused.returncode != 0, command
+        assert ".chalice/deployed/dev.json" in refused.stderr, command
+    assert stage.client("apigateway").get_rest_apis()["items"] == apis  # no second API
+    assert set(stage.functions()) == set(FUNCTIONS)
+
+
 def test_deploy_down_removes_the_app_and_keeps_the_data(stage_factory) -> None:
     stage = stage_factory()
     stage.deploy("up")
