@@ -145,3 +145,26 @@ def test_chunked_body_over_the_limit_is_413_too(limited_registry: Registry) -> N
     answer = requests.patch(location, data=iter([b"z" * LIMIT, b"z"]), headers=OCTET, timeout=30)
     assert answer.status_code == 413
     assert requests.get(location, timeout=10).headers["Range"] == "0-0"
+
+
+@pytest.mark.parametrize("media_type", ["image/png", "application/zip", "application/octet-stream"])
+def test_manifest_of_a_binary_looking_media_type_pulls_back_byte_identical_over_http(
+    registry: Registry, media_type: str
+) -> None:
+    """Any media type a client pushes pulls back exactly, whatever it sends as Accept."""
+    data = b"layer of " + media_type.encode()
+    layer = {"mediaType": "a/b", "digest": push_blob(registry, "http/binary", data)}
+    body = json.dumps({"mediaType": media_type, "layers": [{**layer, "size": len(data)}]}).encode()
+    url = f"{registry.url}/v2/http/binary/manifests"
+    pushed = requests.put(f"{url}/v1", data=body, headers={"Content-Type": media_type}, timeout=10)
+    assert pushed.status_code == 201, pushed.text
+    for reference in ("v1", sha256(body)):
+        for accept in (None, "*/*", "application/octet-stream", media_type, "application/json"):
+            headers = {"Accept": accept} if accept else {}
+            got = requests.get(f"{url}/{reference}", headers=headers, timeout=10)
+            assert got.status_code == 200, (reference, accept, got.text)
+            assert got.content == body
+            assert got.headers["Content-Type"] == media_type
+            head = requests.head(f"{url}/{reference}", headers=headers, timeout=10)
+            assert head.status_code == 200
+            assert head.headers["Content-Length"] == str(len(body))
