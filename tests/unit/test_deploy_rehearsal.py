@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,8 +116,12 @@ def _copy_project(target: Path) -> Path:
     return target
 
 
+StageFactory = Callable[[], Stage]
+Deployed = tuple[Stage, str]  # the stage, and what `up` printed
+
+
 @pytest.fixture(scope="module")
-def stage_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def stage_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StageFactory]:
     """Fresh stages (each its own moto server), stopped when the module ends."""
     servers = []
 
@@ -136,7 +140,7 @@ def stage_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def deployed(stage_factory) -> tuple[Stage, str]:
+def deployed(stage_factory: StageFactory) -> Deployed:
     """A dev stage after `up`, and what `up` printed."""
     stage = stage_factory()
     return stage, stage.deploy("up").stdout
@@ -147,14 +151,16 @@ def _outputs(stage: Stage) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack["Stacks"][0]["Outputs"]}
 
 
-def test_deploy_up_creates_the_stacks_tables_and_bucket(deployed) -> None:
+def test_deploy_up_creates_the_stacks_tables_and_bucket(deployed: Deployed) -> None:
     stage, _ = deployed
     assert stage.tables() == ALL_TABLES
     assert stage.buckets() == {BUCKET}
     assert _outputs(stage)["Bucket"] == BUCKET
 
 
-def test_deploy_up_stores_the_secrets_and_prints_the_admin_password_once(deployed) -> None:
+def test_deploy_up_stores_the_secrets_and_prints_the_admin_password_once(
+    deployed: Deployed,
+) -> None:
     stage, printed = deployed
     assert stage.parameters() == PARAMETERS
     ssm = stage.client("ssm")
@@ -166,7 +172,7 @@ def test_deploy_up_stores_the_secrets_and_prints_the_admin_password_once(deploye
     assert "PRIVATE KEY" in ring["Parameter"]["Value"]
 
 
-def test_deploy_up_creates_functions_with_their_environment(deployed) -> None:
+def test_deploy_up_creates_functions_with_their_environment(deployed: Deployed) -> None:
     stage, _ = deployed
     functions = stage.functions()
     assert set(functions) == set(FUNCTIONS)
@@ -189,7 +195,7 @@ def test_deploy_up_creates_functions_with_their_environment(deployed) -> None:
         assert env["STRATUS_MAX_REQUEST_BYTES"] == "4500000", name
 
 
-def test_deploy_up_schedules_cleanup(deployed) -> None:
+def test_deploy_up_schedules_cleanup(deployed: Deployed) -> None:
     stage, _ = deployed
     events = stage.client("events")
     rules = events.list_rules()["Rules"]
@@ -200,7 +206,7 @@ def test_deploy_up_schedules_cleanup(deployed) -> None:
     assert [t["Arn"] for t in targets] == [stage.functions()["stratus-dev-cleanup"]["FunctionArn"]]
 
 
-def test_deploy_up_feeds_the_tags_stream_to_tag_removed(deployed) -> None:
+def test_deploy_up_feeds_the_tags_stream_to_tag_removed(deployed: Deployed) -> None:
     stage, _ = deployed
     mappings = stage.client("lambda").list_event_source_mappings()["EventSourceMappings"]
     assert [(m["EventSourceArn"], m["FunctionArn"], m["State"]) for m in mappings] == [
@@ -212,7 +218,7 @@ def test_deploy_up_feeds_the_tags_stream_to_tag_removed(deployed) -> None:
     ]
 
 
-def test_deploy_up_gives_each_role_exactly_its_generated_policy(deployed) -> None:
+def test_deploy_up_gives_each_role_exactly_its_generated_policy(deployed: Deployed) -> None:
     stage, _ = deployed
     iam = stage.client("iam")
     for name, (_, policy) in FUNCTIONS.items():
@@ -230,7 +236,7 @@ def test_deploy_up_gives_each_role_exactly_its_generated_policy(deployed) -> Non
     reason="infra/policies.py grants logs on /aws/lambda/stratus-<stage>-*, which misses the "
     "API function's own log group, /aws/lambda/stratus-<stage>",
 )
-def test_each_functions_role_may_write_its_own_log_group(deployed) -> None:
+def test_each_functions_role_may_write_its_own_log_group(deployed: Deployed) -> None:
     stage, _ = deployed
     iam = stage.client("iam")
     for name, function in stage.functions().items():
@@ -242,7 +248,7 @@ def test_each_functions_role_may_write_its_own_log_group(deployed) -> None:
         assert any(fnmatch.fnmatchcase(stream, s["Resource"]) for s in logs), name
 
 
-def test_deploy_up_routes_the_api_to_the_api_function(deployed) -> None:
+def test_deploy_up_routes_the_api_to_the_api_function(deployed: Deployed) -> None:
     stage, _ = deployed
     apigateway = stage.client("apigateway")
     (api,) = apigateway.get_rest_apis()["items"]
@@ -255,7 +261,7 @@ def test_deploy_up_routes_the_api_to_the_api_function(deployed) -> None:
     assert [s["stageName"] for s in apigateway.get_stages(restApiId=api["id"])["item"]] == ["api"]
 
 
-def test_deploy_up_again_upgrades_in_place_without_a_new_password(deployed) -> None:
+def test_deploy_up_again_upgrades_in_place_without_a_new_password(deployed: Deployed) -> None:
     stage, _ = deployed
     before = {name: f["FunctionArn"] for name, f in stage.functions().items()}
     printed = stage.deploy("up").stdout
@@ -264,7 +270,7 @@ def test_deploy_up_again_upgrades_in_place_without_a_new_password(deployed) -> N
 
 
 def test_deploy_from_a_checkout_without_the_deployment_record_refuses(
-    deployed, tmp_path: Path
+    deployed: Deployed, tmp_path: Path
 ) -> None:
     stage, _ = deployed
     elsewhere = Stage(stage.endpoint, _copy_project(tmp_path), stage.log)
@@ -277,7 +283,7 @@ def test_deploy_from_a_checkout_without_the_deployment_record_refuses(
     assert set(stage.functions()) == set(FUNCTIONS)
 
 
-def test_deploy_down_removes_the_app_and_keeps_the_data(stage_factory) -> None:
+def test_deploy_down_removes_the_app_and_keeps_the_data(stage_factory: StageFactory) -> None:
     stage = stage_factory()
     stage.deploy("up")
     stage.client("s3").put_object(Bucket=BUCKET, Key="blobs/sha256/x", Body=b"kept")
@@ -302,7 +308,7 @@ def test_deploy_down_removes_the_app_and_keeps_the_data(stage_factory) -> None:
     assert (stage.tables(), stage.buckets(), stage.parameters()) == (set(), set(), set())
 
 
-def test_deploy_down_with_delete_data_deletes_the_data(stage_factory) -> None:
+def test_deploy_down_with_delete_data_deletes_the_data(stage_factory: StageFactory) -> None:
     stage = stage_factory()
     stage.deploy("up")
     s3 = stage.client("s3")

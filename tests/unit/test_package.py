@@ -26,7 +26,7 @@ import pytest
 
 from tests import lambda_package as lp
 from tests import moto_server
-from tests.images import OCI_MANIFEST, make_image, random_layer, sha256
+from tests.images import OCI_MANIFEST, Image, make_image, random_layer, sha256
 
 ADMIN, PASSWORD = "admin", "admin-password-1"
 SERVICE = "stratus-dev"  # STRATUS_AUTH_SERVICE in the dev stage
@@ -82,8 +82,11 @@ class _Invocations(BaseHTTPRequestHandler):
         pass
 
 
+Invokes = tuple[str, list[tuple[str, bytes]]]  # the capturing endpoint, what it received
+
+
 @pytest.fixture(scope="module")
-def lambda_invokes() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+def lambda_invokes() -> Iterator[Invokes]:
     """Where the API function's asynchronous invocations go, and what they carried."""
     received: list[tuple[str, bytes]] = []
     handler = type("Invocations", (_Invocations,), {"received": received})
@@ -99,7 +102,7 @@ def _container(package: Package, stage: Stage, logical_id: str, **env: str) -> l
 
 
 @pytest.fixture(scope="module")
-def api(package: Package, stage: Stage, lambda_invokes) -> Iterator[lp.Container]:
+def api(package: Package, stage: Stage, lambda_invokes: Invokes) -> Iterator[lp.Container]:
     """The API function. Every direct upload is verified asynchronously here (the stage's
     threshold is 512 MiB), and its Lambda invocations are captured."""
     container = _container(
@@ -154,7 +157,7 @@ class Registry:
         assert answer.status == 201, answer.body
         assert answer.headers["docker-content-digest"] == digest
 
-    def push_image(self, repository: str, tag: str, seed: str):
+    def push_image(self, repository: str, tag: str, seed: str) -> Image:
         image = make_image([random_layer(4096, seed)])
         for blob in (image.config, *image.layers):
             self.push_blob(repository, blob)
@@ -308,7 +311,7 @@ def test_packaged_tag_removed_handles_the_tags_streams_remove_records(
 
 
 def test_packaged_verify_upload_completes_an_asynchronous_direct_upload(
-    package: Package, stage: Stage, registry: Registry, lambda_invokes
+    package: Package, stage: Stage, registry: Registry, lambda_invokes: Invokes
 ) -> None:
     data = random_layer(8192, "direct")
     digest = sha256(data)
