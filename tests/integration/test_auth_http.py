@@ -106,13 +106,26 @@ def test_skopeo_pushes_and_pulls_with_creds(
     assert index["manifests"][0]["digest"] == image.digest
 
 
-def test_skopeo_without_creds_is_refused(
+def test_skopeo_without_creds_is_told_to_authenticate(
     auth_registry: Registry, accounts: dict[str, str], tmp_path: Path
 ) -> None:
+    """An anonymous caller gets 401 and the challenge, not a bare 403, so clients say
+    "authentication required" and offer to log in."""
     image = image_of("auth-anon", 1)
     done = push(image_layout(tmp_path / "src", image), auth_registry, "team/app:anon", check=False)
     assert done.returncode != 0
-    assert "403 (forbidden)" in done.stderr.lower()
+    assert "401" in done.stderr  # a HEAD: the status, and no body to show
+    assert "403" not in done.stderr
+    pulled = skopeo(
+        "inspect",
+        "--tls-verify=false",
+        "--no-creds",
+        f"docker://{auth_registry.host}/team/app:anon",
+        check=False,
+    )
+    assert pulled.returncode != 0
+    assert "unauthorized: authentication required" in pulled.stderr
+    assert "403" not in pulled.stderr
 
 
 def test_skopeo_login_then_push_with_the_stored_credentials(
