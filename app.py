@@ -56,7 +56,6 @@ def docker_v1():
 
 # Read when `chalice deploy` imports this file: export them there (see README, Expiry).
 CLEANUP_RATE_MINUTES = int(os.environ.get("STRATUS_CLEANUP_RATE_MINUTES", "60"))
-TAGS_STREAM_ARN = os.environ.get("STRATUS_TAGS_STREAM_ARN")
 
 
 @app.schedule(Rate(CLEANUP_RATE_MINUTES, unit=Rate.MINUTES), name="cleanup")
@@ -74,13 +73,3 @@ def verify_upload(event, context):
 
     direct.verify_later(event["repository"], event["upload_id"])
     return {"upload_id": event["upload_id"]}
-
-
-if TAGS_STREAM_ARN:
-
-    @app.on_dynamodb_record(stream_arn=TAGS_STREAM_ARN, name="tag_removed")
-    def tag_removed(event):
-        """Tag items removed (DynamoDB's TTL among them) leave their manifest's tag set."""
-        from chalicelib import cleanup as job
-
-        return job.handle_tag_stream(event.to_dict()["Records"])

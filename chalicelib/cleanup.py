@@ -334,13 +334,6 @@ def handle_schedule(*, dry_run: bool = False) -> dict[str, Any]:
     return summary
 
 
-def handle_tag_stream(records: list[dict[str, Any]]) -> int:
-    """The tags table's stream. A removed tag (DynamoDB's TTL among them) needs no
-    bookkeeping: a manifest's tags are found through the tags table's own index. Kept only
-    until the deployment stops wiring the stream to it."""
-    return 0
-
-
 def main() -> None:
     """`python -m chalicelib.cleanup [--dry-run]` against the configured tables and bucket."""
     import argparse

@@ -3,7 +3,7 @@
 `up` runs, in order: the infra stack (infra/stratus.yaml: tables, bucket), the SSM
 SecureStrings CloudFormation cannot create (the signing key ring, the bootstrap admin's
 password, generated when missing), the stage's configuration from the stack's outputs
-(.chalice/config.json), then `chalice deploy` with the tags stream wired to `tag_removed`.
+(.chalice/config.json), then `chalice deploy`.
 Re-running it upgrades in place. `down` deletes the Chalice app and the stack; tables,
 bucket and secrets are retained (DeletionPolicy) unless `--delete-data` is given, for dev
 only (also after a plain `down`). `up` refuses to start over retained tables: CloudFormation
@@ -86,14 +86,12 @@ def ensure_secrets(ssm: Any, outputs: dict[str, str]) -> str | None:
 
 
 def stage_environment(outputs: dict[str, str]) -> dict[str, str]:
-    """The stage's variables that come from the stack. The tags stream's ARN among them:
-    app.py defines the `tag_removed` handler only when it is set, in Lambda as at deploy."""
+    """The stage's variables that come from the stack."""
     return {
         "STRATUS_TABLE_PREFIX": outputs["TablePrefix"],
         "STRATUS_BUCKET": outputs["Bucket"],
         "STRATUS_SIGNING_KEY_PARAMETER": outputs["SigningKeyParameter"],
         "STRATUS_ADMIN_PASSWORD_PARAMETER": outputs["AdminPasswordParameter"],
-        "STRATUS_TAGS_STREAM_ARN": outputs["TagsStreamArn"],
     }
 
 
@@ -169,8 +167,7 @@ def up(stage: str) -> None:
     outputs = deploy_stack(cloudformation, stage)
     password = ensure_secrets(ssm, outputs)
     configure_stage(stage, outputs)
-    env = {**os.environ, "STRATUS_TAGS_STREAM_ARN": outputs["TagsStreamArn"]}
-    _chalice("deploy", "--stage", stage, env=env)
+    _chalice("deploy", "--stage", stage, env=dict(os.environ))
     if password:
         print(
             f"bootstrap admin: admin / {password} (stored in {outputs['AdminPasswordParameter']})"

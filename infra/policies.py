@@ -77,7 +77,12 @@ def _common(stage: str, dynamodb: list[str]) -> list[dict]:
         _allow(
             "Logs",
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            f"arn:aws:logs:*:*:log-group:/aws/lambda/stratus-{stage}-*",
+            [
+                # Chalice names the API's function after the stage alone, the others after
+                # the stage and their own name.
+                f"arn:aws:logs:*:*:log-group:/aws/lambda/stratus-{stage}:*",
+                f"arn:aws:logs:*:*:log-group:/aws/lambda/stratus-{stage}-*",
+            ],
         ),
         _allow("Tracing", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"),
         _allow("Metadata", dynamodb, _tables(stage)),
@@ -106,21 +111,11 @@ def api_policy(stage: str) -> dict:
 
 
 def cleanup_policy(stage: str) -> dict:
-    """The scheduled cleanup and the tags-stream handler: scans and bucket listings too."""
+    """The scheduled cleanup: scans and bucket listings too."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             *_common(stage, [*API_DYNAMODB, "dynamodb:Scan"]),
-            _allow(
-                "TagsStream",
-                [
-                    "dynamodb:DescribeStream",
-                    "dynamodb:GetRecords",
-                    "dynamodb:GetShardIterator",
-                    "dynamodb:ListStreams",
-                ],
-                f"arn:aws:dynamodb:*:*:table/stratus-{stage}-tags/stream/*",
-            ),
             _allow(
                 "BucketListing",
                 ["s3:ListBucket", "s3:ListBucketMultipartUploads"],

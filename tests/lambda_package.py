@@ -115,9 +115,6 @@ def build_package(out: Path, stage: str = "dev") -> dict[str, Any]:
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
         "HOME": str(Path.home()),
         "AWS_DEFAULT_REGION": REGION,
-        # Read by app.py at package time: without it there is no tag_removed function.
-        "STRATUS_TAGS_STREAM_ARN": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/"
-        f"stratus-{stage}-tags/stream/2026-01-01T00:00:00.000",
     }
     done = subprocess.run(
         [str(Path(sys.executable).parent / "chalice"), "package", "--stage", stage, str(out)],
@@ -203,7 +200,7 @@ _TRACING = {
 
 def _function_name(logical_id: str) -> str:
     """Chalice's names: the app and stage for the API, then the function's own name."""
-    names = {"APIHandler": "", "Cleanup": "cleanup", "TagRemoved": "tag_removed"}
+    names = {"APIHandler": "", "Cleanup": "cleanup"}
     names["VerifyUpload"] = "verify_upload"
     return "stratus-dev" + (f"-{names[logical_id]}" if names[logical_id] else "")
 

@@ -51,8 +51,6 @@ def test_chalice_package_for_each_stage_passes_cfn_lint(stage: str, tmp_path: Pa
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
         "HOME": str(Path.home()),
         "AWS_DEFAULT_REGION": "us-east-1",
-        "STRATUS_TAGS_STREAM_ARN": "arn:aws:dynamodb:us-east-1:123456789012:table/"
-        f"stratus-{stage}-tags/stream/2026-01-01T00:00:00.000",
     }
     done = subprocess.run(
         [
@@ -76,7 +74,7 @@ def test_chalice_package_for_each_stage_passes_cfn_lint(stage: str, tmp_path: Pa
     api = resources["RestAPI"]["Properties"]["DefinitionBody"]
     assert api["x-amazon-apigateway-binary-media-types"] == ["*/*"]
     assert resources["APIHandler"]["Properties"]["Tracing"] == "Active"
-    assert {"TagRemoved", "Cleanup", "VerifyUpload"} <= set(resources)
+    assert {"Cleanup", "VerifyUpload"} <= set(resources)
     # Our least-privilege policies, not Chalice's generated ones.
     role = resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     assert role == policies.api_policy(stage)

@@ -3,9 +3,9 @@ its handlers run in fresh interpreters that have only the zip's contents and bot
 dependency), against a moto server holding the stage's stack and secrets, auth on.
 
 Driven with what AWS sends them: API Gateway proxy events with base64 bodies (the API's
-binary media types are `*/*`), a schedule event, a DynamoDB stream record and an
-asynchronous invocation. A dependency missing from requirements.txt, or an import only the
-dev venv satisfies, fails here before it fails in Lambda.
+binary media types are `*/*`), a schedule event and an asynchronous invocation. A
+dependency missing from requirements.txt, or an import only the dev venv satisfies, fails
+here before it fails in Lambda.
 """
 
 from __future__ import annotations
@@ -256,58 +256,6 @@ def test_packaged_cleanup_aborts_abandoned_uploads_on_its_schedule(
     assert invocation.result["uploads_aborted"] >= 1
     assert invocation.result["errors"] == 0
     assert registry.call("GET", started.headers["location"]).status == 404
-
-
-def _stream_image(item: dict[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item as a stream record carries it: binary values in base64."""
-    return {
-        name: {"B": base64.b64encode(value["B"]).decode()} if "B" in value else value
-        for name, value in item.items()
-    }
-
-
-def test_packaged_tag_removed_handles_the_tags_streams_remove_records(
-    package: Package, stage: Stage, registry: Registry
-) -> None:
-    registry.push_image("demo/app", "expiring", "expiring")
-    dynamodb = stage.client("dynamodb")
-    tags = stage.outputs["TablePrefix"] + "tags"
-    key = {"repository": {"S": "demo/app"}, "sort_key": {"S": "expiring expiring"}}
-    old = dynamodb.delete_item(TableName=tags, Key=key, ReturnValues="ALL_OLD")["Attributes"]
-    tag_removed = _container(package, stage, "TagRemoved")
-    try:
-        invocation = tag_removed.invoke(
-            {
-                "Records": [
-                    {
-                        "eventID": "1",
-                        "eventName": "REMOVE",
-                        "eventVersion": "1.1",
-                        "eventSource": "aws:dynamodb",
-                        "awsRegion": lp.REGION,
-                        "dynamodb": {
-                            "ApproximateCreationDateTime": 1767225600,
-                            "Keys": key,
-                            "OldImage": _stream_image(old),
-                            "SequenceNumber": "100000000000000000001",
-                            "SizeBytes": 512,
-                            "StreamViewType": "OLD_IMAGE",
-                        },
-                        "userIdentity": {
-                            "type": "Service",
-                            "principalId": "dynamodb.amazonaws.com",
-                        },
-                        "eventSourceARN": stage.outputs["TagsStreamArn"],
-                    }
-                ]
-            }
-        )
-    finally:
-        tag_removed.close()
-    assert invocation.error is None, invocation.error
-    assert isinstance(invocation.result, int)
-    gone = registry.call("GET", "/v2/demo/app/manifests/expiring", headers={"Accept": OCI_MANIFEST})
-    assert gone.status == 404
 
 
 def test_packaged_verify_upload_completes_an_asynchronous_direct_upload(
