@@ -284,16 +284,25 @@ VERSION_METHODS = ("GET", "HEAD")
 
 
 def version_check(request: RegistryRequest) -> Response:
-    """end-1: 200 for a caller with a valid token (any scope); the challenge otherwise."""
+    """end-1: 200 for a caller with a valid token (any scope); the challenge otherwise.
+    Logged like every other request: the challenge is where clients' logins begin."""
+    span = observability.Span()
+    record = observability.RequestRecord(
+        "version.check", request.method, request_id=request.request_id
+    )
     try:
         if request.method not in VERSION_METHODS:
             raise Unsupported(
                 {"method": request.method}, headers={"Allow": ", ".join(VERSION_METHODS)}
             )
         access.authorize(request, [])
+        response = json_response({}, headers=API_VERSION_HEADER)
     except RegistryError as error:
-        return without_body(request, render_error(error))
-    return without_body(request, json_response({}, headers=API_VERSION_HEADER))
+        record.error_code = error.code
+        response = render_error(error)
+    record.status = response.status_code
+    span.finish(record)
+    return without_body(request, response)
 
 
 def without_body(request: RegistryRequest, response: Response) -> Response:

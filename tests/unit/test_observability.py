@@ -48,6 +48,14 @@ def test_request_log_has_operation_repository_status_latency_and_aws_calls(
     assert logged["request_id"]
 
 
+@pytest.mark.usefixtures("auth")
+def test_version_check_and_its_challenge_are_logged(client: Client, observed, capsys) -> None:
+    client.get("/v2/")
+    (logged,) = requests_logged(capsys.readouterr().out)
+    assert logged["operation"] == "version.check"
+    assert (logged["status"], logged["error_code"]) == (401, "UNAUTHORIZED")
+
+
 def test_errors_are_logged_and_counted_by_oci_code(client: Client, observed, capsys) -> None:
     client.get("/v2/obs/none/manifests/v1")
     out = capsys.readouterr().out
