@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format bench bench-soak clean localstack
+.PHONY: run test lint format bench bench-soak campaign clean localstack
 
 # LocalStack's S3 (real presigned-URL signature checks) needs Python 3.13; .ci/run installs it,
 # elsewhere its tests are skipped when it is missing.
@@ -38,6 +38,12 @@ bench: $(STAMP)
 # SOAK_ARGS="--images 200" for a quick look.
 bench-soak: $(STAMP)
 	$(PY) bench/soak.py $(SOAK_ARGS)
+
+# The property-based campaign of the test suite, far longer and with fresh random input each
+# run (make test runs it derandomized, 30 examples per route family).
+campaign: $(STAMP)
+	STRATUS_CAMPAIGN_EXAMPLES=$${STRATUS_CAMPAIGN_EXAMPLES:-1000} STRATUS_CAMPAIGN_RANDOM=1 \
+		$(PY) -m pytest -p no:cacheprovider tests/unit/test_campaign.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
