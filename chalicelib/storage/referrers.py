@@ -2,7 +2,7 @@
 
 An entry is written in the same transaction as the manifest that names a subject and is
 deleted with it. Deleting the *subject* leaves its referrers and their entries alone: they
-stay listed until they are deleted themselves or garbage collection (issue 5) collects them.
+stay listed until they are deleted themselves or garbage collection collects them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Expiry over HTTP: `quay.expires-after` from an oras annotation and from an image label
-pushed by skopeo, seen through the management API and the admin CLI (issue 5)."""
+pushed by skopeo, seen through the management API and the admin CLI."""
 
 from __future__ import annotations
 

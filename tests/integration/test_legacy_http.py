@@ -1,5 +1,5 @@
 """Docker legacy over HTTP: skopeo's schema 1 (`--format v2s1`), down-conversion for a
-schema 1-only Accept, and a scripted Docker V1 pull walk (issue 6)."""
+schema 1-only Accept, and a scripted Docker V1 pull walk."""
 
 from __future__ import annotations
 

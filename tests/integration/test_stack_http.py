@@ -1,5 +1,5 @@
 """The registry on the resources infra/stratus.yaml creates: the template's keys, indexes
-and bucket and the code agree, as a deployed stage needs (issue 7). Clients as elsewhere:
+and bucket and the code agree, as a deployed stage needs. Clients as elsewhere:
 skopeo with credentials, the oras SDK, referrers, tags, catalog, then a cleanup run."""
 
 from __future__ import annotations

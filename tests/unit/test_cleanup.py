@@ -1,4 +1,4 @@
-"""Cleanup and garbage collection (issue 5; chalicelib/cleanup.py, docs/gc.md).
+"""Cleanup and garbage collection (chalicelib/cleanup.py, docs/gc.md).
 
 Time is the injected clock; races are staged deterministically at the point where the
 other party's write lands (moto gives no isolation between threads).

@@ -1,4 +1,4 @@
-"""The `_stratus` direct-upload extension (issue 8) and the chunk-length headers."""
+"""The `_stratus` direct-upload extension and the chunk-length headers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tag expiry from `quay.expires-after`: TTL attribute, immediate effect (issue 5)."""
+"""Tag expiry from `quay.expires-after`: TTL attribute, immediate effect."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Docker legacy: schema 1 push and pull, down-conversion, and V1 pulls (issue 6).
+"""Docker legacy: schema 1 push and pull, down-conversion, and V1 pulls.
 
 Schema 1 is Docker's "Image Manifest Version 2, Schema 1" (libtrust pretty JWS); the
 content-negotiation rules are distribution-spec's content-negotiation.md table.
