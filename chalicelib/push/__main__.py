@@ -1,0 +1,7 @@
+"""`python -m chalicelib.push` (what `bin/stratus push` runs)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,67 @@
+"""What an interrupted push keeps locally so a rerun resends nothing already sent: per
+direct upload, its session's location and part size, and the ETag of every finished part.
+
+One small JSON file per (registry, repository, blob) under
+`${STRATUS_PUSH_STATE:-${XDG_CACHE_HOME:-~/.cache}/stratus/push}`, rewritten atomically after
+each part, and removed once the blob is in the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+def default_root() -> Path:
+    if os.environ.get("STRATUS_PUSH_STATE"):
+        return Path(os.environ["STRATUS_PUSH_STATE"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "stratus" / "push"
+
+
+@dataclass
+class Upload:
+    """A direct upload in progress: enough to finish it from another process."""
+
+    location: str
+    part_size: int
+    part_count: int
+    size: int
+    etags: dict[int, str] = field(default_factory=dict)
+
+
+class Store:
+    """The uploads in progress, one file each; safe to update from many threads."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or default_root()
+        self._lock = threading.Lock()
+
+    def _path(self, base: str, repository: str, digest: str) -> Path:
+        key = hashlib.sha256(f"{base}|{repository}|{digest}".encode()).hexdigest()[:32]
+        return self.root / f"{key}.json"
+
+    def load(self, base: str, repository: str, digest: str) -> Upload | None:
+        path = self._path(base, repository, digest)
+        try:
+            doc = json.loads(path.read_text())
+            doc["etags"] = {int(k): v for k, v in doc["etags"].items()}
+            return Upload(**doc)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None  # none, or unreadable: start afresh
+
+    def save(self, base: str, repository: str, digest: str, upload: Upload) -> None:
+        with self._lock:
+            path = self._path(base, repository, digest)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(f".{threading.get_ident()}.tmp")
+            temporary.write_text(json.dumps(asdict(upload)))
+            os.replace(temporary, path)  # a kill never leaves half a file
+
+    def forget(self, base: str, repository: str, digest: str) -> None:
+        with self._lock:
+            self._path(base, repository, digest).unlink(missing_ok=True)

@@ -1,0 +1,261 @@
+"""Getting blobs and manifests into the registry.
+
+Per blob: skipped when the registry has it (HEAD), mounted when this machine pushed it to
+another repository of the same registry, else uploaded: through the `_stratus` direct-upload
+extension when the registry has one (parts in parallel, straight to S3, resumable), or the
+standard way otherwise (one PUT for a blob that fits in a chunk, else chunked PATCHes).
+Every byte read from the source is hashed, and a blob that does not match the digest the
+source declared is never completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, BinaryIO
+
+from .progress import Progress
+from .sources import Blob, Manifest, Source, SourceError
+from .state import Store, Upload
+from .streams import read_exactly
+from .transport import Client, PushError, describe, send
+
+DEFAULT_PART = 16 * 1024 * 1024
+DEFAULT_CHUNK = 16 * 1024 * 1024
+URLS_PER_CALL = 1000
+
+
+class _Digesting:
+    """Hashes what is read from a blob's stream, to check it against the declared digest."""
+
+    def __init__(self, blob: Blob, stream: BinaryIO) -> None:
+        self.blob, self.stream = blob, stream
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int) -> bytes:
+        data = read_exactly(self.stream, size)
+        self.hasher.update(data)
+        self.size += len(data)
+        return data
+
+    def verify(self) -> None:
+        if self.stream.read(1):
+            self.size += 1
+        digest = "sha256:" + self.hasher.hexdigest()
+        if digest != self.blob.digest or self.size != self.blob.size:
+            raise SourceError(
+                f"source blob {self.blob.digest} ({self.blob.size} B) reads as {digest}"
+                f" ({self.size} B): the source changed or is corrupt; nothing was completed"
+            )
+
+
+class Pusher:
+    """Pushes a Source's blobs and manifests with `jobs` parts (or blobs) in flight."""
+
+    def __init__(
+        self,
+        client: Client,
+        progress: Progress,
+        store: Store | None = None,
+        *,
+        jobs: int = 4,
+        part_size: int = DEFAULT_PART,
+        chunk_size: int | None = None,
+        direct: bool | None = None,
+    ) -> None:
+        self.client, self.progress, self.store = client, progress, store or Store()
+        self.jobs, self.part_size, self.chunk_size = jobs, part_size, chunk_size
+        self.direct = direct
+        self._parts = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="part")
+        self._buffered = threading.BoundedSemaphore(2 * jobs)  # parts held in memory at once
+        self.sent_parts: list[tuple[str, int]] = []  # (digest, part number): for tests
+
+    # -- the whole image ------------------------------------------------------------------
+
+    def push(self, source: Source, tag: str) -> str:
+        """Every blob the registry lacks, then child manifests, then the tagged manifest."""
+        if self.direct is None:
+            self.direct = self.has_direct_uploads()
+        for blob in source.blobs.values():
+            self.progress.add(blob.digest, blob.size)
+        ordered = sorted(source.blobs.values(), key=lambda b: b.size)
+        try:
+            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="blob") as pool:
+                for done in [pool.submit(self.push_blob, blob) for blob in ordered]:
+                    done.result()
+        finally:
+            self._parts.shutdown(wait=True, cancel_futures=True)
+        for child in source.children:
+            self.put_manifest(child.digest, child)
+        self.put_manifest(tag, source.top)
+        return source.top.digest
+
+    def has_direct_uploads(self) -> bool:
+        path = f"/v2/{self.client.repository}/_oci/ext/discover"
+        answer = self.client.request("GET", path, timeout=30)
+        if answer.status_code != 200:
+            return False
+        try:
+            names = {e.get("name") for e in answer.json().get("extensions", [])}
+        except (ValueError, AttributeError):
+            return False
+        return "_stratus" in names
+
+    def put_manifest(self, reference: str, manifest: Manifest) -> None:
+        self.client.request(
+            "PUT",
+            f"/v2/{self.client.repository}/manifests/{reference}",
+            201,
+            data=manifest.body,
+            headers={"Content-Type": manifest.media_type},
+            timeout=60,
+        )
+
+    # -- one blob -------------------------------------------------------------------------
+
+    def push_blob(self, blob: Blob) -> None:
+        if self.has_blob(blob.digest):
+            self.progress.finish(blob.digest, "exists")
+            return
+        if self.direct:
+            self.push_direct(blob)
+        else:
+            self.push_standard(blob)
+        self.progress.finish(blob.digest, "pushed")
+
+    def has_blob(self, digest: str) -> bool:
+        path = f"/v2/{self.client.repository}/blobs/{digest}"
+        return self.client.request("HEAD", path, timeout=30).status_code == 200
+
+    # -- the _stratus direct-upload extension ---------------------------------------------
+
+    def push_direct(self, blob: Blob) -> None:
+        """Parts straight to S3, `jobs` at a time; finished parts are recorded, so a rerun
+        after an interruption sends only the rest."""
+        upload = self._resume_or_start(blob)
+        pending = [n for n in range(1, upload.part_count + 1) if n not in upload.etags]
+        urls = self._part_urls(upload.location, pending)
+        futures: list[Future[None]] = []
+        with blob.open() as raw:
+            stream = _Digesting(blob, raw)
+            for number in range(1, upload.part_count + 1):
+                data = stream.read(upload.part_size)
+                if number in upload.etags:
+                    self.progress.advance(blob.digest, len(data))
+                    continue
+                self._buffered.acquire()
+                futures.append(
+                    self._parts.submit(self._send_part, blob, upload, number, urls[number], data)
+                )
+                if any(f.done() and f.exception() for f in futures):
+                    break
+            for future in futures:
+                future.result()
+            stream.verify()
+        self._complete(blob, upload)
+
+    def _resume_or_start(self, blob: Blob) -> Upload:
+        base, repository = self.client.base, self.client.repository
+        kept = self.store.load(base, repository, blob.digest)
+        if kept and kept.size == blob.size and self._still_open(kept):
+            self.progress.note(f"{blob.digest}: resuming, {len(kept.etags)} parts already sent")
+            return kept
+        started = self.client.request(
+            "POST",
+            f"/v2/{repository}/_stratus/direct/uploads/",
+            201,
+            params={"size": blob.size, "part_size": self.part_size},
+            timeout=60,
+        ).json()
+        upload = Upload(started["location"], started["part_size"], started["part_count"], blob.size)
+        self.store.save(base, repository, blob.digest, upload)
+        return upload
+
+    def _still_open(self, upload: Upload) -> bool:
+        """Whether the registry still holds the session (it expires, and cleanup sweeps it)."""
+        answer = self.client.request("GET", upload.location, params={"parts": "1-1"}, timeout=60)
+        return answer.status_code == 200
+
+    def _part_urls(self, location: str, numbers: list[int]) -> dict[int, str]:
+        urls: dict[int, str] = {}
+        if not numbers:
+            return urls
+        for first in range(min(numbers), max(numbers) + 1, URLS_PER_CALL):
+            last = min(first + URLS_PER_CALL - 1, max(numbers))
+            page = self.client.request(
+                "GET", location, 200, params={"parts": f"{first}-{last}"}, timeout=60
+            )
+            urls.update({p["number"]: p["url"] for p in page.json()["parts"]})
+        return urls
+
+    def _send_part(self, blob: Blob, upload: Upload, number: int, url: str, data: bytes) -> None:
+        try:
+            answer = send(self.client.s3, self.client.backoff, "PUT", url, data=data, timeout=600)
+            if answer.status_code == 403:  # the presigned URL expired: ask for a fresh one
+                url = self._part_urls(upload.location, [number])[number]
+                answer = send(
+                    self.client.s3, self.client.backoff, "PUT", url, data=data, timeout=600
+                )
+            if answer.status_code != 200:
+                raise PushError(f"part {number} of {blob.digest}: {describe(answer)}")
+            upload.etags[number] = answer.headers["ETag"]
+            self.sent_parts.append((blob.digest, number))
+            self.store.save(self.client.base, self.client.repository, blob.digest, upload)
+            self.progress.advance(blob.digest, len(data))
+        finally:
+            self._buffered.release()
+
+    def _complete(self, blob: Blob, upload: Upload) -> None:
+        parts = [{"number": n, "etag": upload.etags[n]} for n in sorted(upload.etags)]
+        done = self.client.request(
+            "PUT", upload.location, params={"digest": blob.digest}, json={"parts": parts}
+        )
+        while done.status_code == 202:  # a large blob: the registry verifies it meanwhile
+            time.sleep(float(done.headers.get("Retry-After") or 2))
+            done = self.client.request("GET", upload.location, timeout=60)
+        self.store.forget(self.client.base, self.client.repository, blob.digest)
+        if done.status_code != 201 and not self.has_blob(blob.digest):
+            raise PushError(describe(done))
+
+    # -- the standard upload API ----------------------------------------------------------
+
+    def push_standard(self, blob: Blob) -> None:
+        """Monolithic (POST, then PUT with the bytes) when the blob fits in one chunk, else
+        chunked (POST, PATCH..., PUT), in chunks the registry says it accepts."""
+        path = f"/v2/{self.client.repository}/blobs/uploads/"
+        started = self.client.request("POST", path, 202, timeout=60)
+        limit = started.headers.get("OCI-Chunk-Max-Length")
+        chunk = self.chunk_size or min(int(limit or DEFAULT_CHUNK), DEFAULT_CHUNK)
+        location = started.headers["Location"]
+        with blob.open() as raw:
+            stream = _Digesting(blob, raw)
+            if blob.size <= chunk:
+                data = stream.read(chunk)
+                stream.verify()
+                self._close(location, blob, data)
+                return
+            offset = 0
+            while data := stream.read(chunk):
+                location = self._patch(location, offset, data)
+                offset += len(data)
+                self.progress.advance(blob.digest, len(data))
+            stream.verify()
+        self._close(location, blob, b"")
+
+    def _patch(self, location: str, offset: int, data: bytes) -> str:
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{offset}-{offset + len(data) - 1}",
+        }
+        answer = self.client.request("PATCH", location, 202, data=data, headers=headers)
+        return str(answer.headers["Location"])
+
+    def _close(self, location: str, blob: Blob, data: bytes) -> None:
+        separator = "&" if "?" in location else "?"
+        headers: dict[str, Any] = {"Content-Type": "application/octet-stream"}
+        self.client.request(
+            "PUT", f"{location}{separator}digest={blob.digest}", 201, data=data, headers=headers
+        )
