@@ -79,7 +79,7 @@ def read_for_login(
         elif isinstance(item, PermissionModel):
             records.roles[(item.resource, item.principal)] = item.role
         elif isinstance(item, LoginFailureModel) and item.expires_at and item.expires_at > now:
-            records.failures[(item.pk, item.sk)] = (int(item.count), item.expires_at)
+            records.failures[(item.pk, item.sk)] = (int(item.failures), item.expires_at)
     return records
 
 
@@ -93,14 +93,14 @@ def record_failure(kind: str, value: str, window_seconds: int) -> None:
     counter = LoginFailureModel(pk, sk)
     try:
         counter.update(
-            actions=[LoginFailureModel.count.add(1)],
+            actions=[LoginFailureModel.failures.add(1)],
             condition=LoginFailureModel.expires_at > now,
         )
     except UpdateError as error:
         if not _condition_failed(error):
             raise
         LoginFailureModel(
-            pk, sk, count=1, expires_at=now + timedelta(seconds=window_seconds)
+            pk, sk, failures=1, expires_at=now + timedelta(seconds=window_seconds)
         ).save()
 
 

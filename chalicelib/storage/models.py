@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from pynamodb.attributes import (
     BinaryAttribute,
@@ -38,7 +39,7 @@ from pynamodb.indexes import (
     KeysOnlyProjection,
     LocalSecondaryIndex,
 )
-from pynamodb.models import Model
+from pynamodb.models import MetaProtocol, Model
 
 from chalicelib import clock, config
 
@@ -50,16 +51,18 @@ def utcnow() -> datetime:
     return clock.now()
 
 
-def _meta(table: str) -> type:
+def _meta(table: str) -> MetaProtocol:
+    """A model's Meta; pynamodb supplies defaults for the settings it leaves out."""
+
     class Meta:
         table_name = table
         region = config.settings.region
         max_retry_attempts = 3
 
-    return Meta
+    return cast(MetaProtocol, Meta)
 
 
-class CatalogIndex(GlobalSecondaryIndex):
+class CatalogIndex(GlobalSecondaryIndex["RepositoryModel"]):
     """All repository names in one partition, sorted: `_catalog` is a Query, never a Scan."""
 
     class Meta:
@@ -79,7 +82,7 @@ class RepositoryModel(Model):
     catalog = CatalogIndex()
 
 
-class TagsByDigest(LocalSecondaryIndex):
+class TagsByDigest(LocalSecondaryIndex["TagModel"]):
     """The tags of one manifest, read strongly consistent: deleting a manifest deletes them
     all, however many (a CI that tags every build of one image makes thousands), without
     the manifest item keeping a list that would outgrow DynamoDB's 400 KB."""
@@ -125,7 +128,7 @@ class ManifestModel(Model):
     children = UnicodeSetAttribute(null=True)
     subject = UnicodeAttribute(null=True)
     artifact_type = UnicodeAttribute(null=True)
-    annotations = MapAttribute(null=True)
+    annotations: MapAttribute[str, str] = MapAttribute(null=True)
     # The raw `quay.expires-after` value that applied at push: an index expires only when
     # all its children carry the same one.
     expires_after = UnicodeAttribute(null=True)
@@ -135,7 +138,7 @@ class ManifestModel(Model):
     touched_at = UTCDateTimeAttribute(null=True)
 
 
-class BlobsByDigest(GlobalSecondaryIndex):
+class BlobsByDigest(GlobalSecondaryIndex["BlobLinkModel"]):
     """Which repositories hold a blob: for mounts without `from` and for garbage collection."""
 
     class Meta:
@@ -176,7 +179,7 @@ class BlobObjectModel(Model):
     deleting = UTCDateTimeAttribute(null=True)
 
 
-class PartAttribute(MapAttribute):
+class PartAttribute(MapAttribute[str, Any]):
     number = NumberAttribute()
     etag = UnicodeAttribute()
     size = NumberAttribute()
@@ -210,7 +213,7 @@ class UploadModel(Model):
     version = VersionAttribute()
 
 
-class ReferrersByType(LocalSecondaryIndex):
+class ReferrersByType(LocalSecondaryIndex["ReferrerModel"]):
     """Referrers of one subject ordered by artifactType: a filtered page is one Query."""
 
     class Meta:
@@ -233,7 +236,7 @@ class ReferrerModel(Model):
     media_type = UnicodeAttribute()
     size = NumberAttribute()
     artifact_type = UnicodeAttribute(null=True)
-    annotations = MapAttribute(null=True)
+    annotations: MapAttribute[str, str] = MapAttribute(null=True)
     # Annotations too large for the item are read from the manifest itself.
     annotations_in_body = BooleanAttribute(default=False)
     by_type = ReferrersByType()
@@ -252,7 +255,7 @@ class V1ImageModel(Model):
     expires_at = TTLAttribute()
 
 
-class AccountDirectory(GlobalSecondaryIndex):
+class AccountDirectory(GlobalSecondaryIndex["AuthItem"]):
     """Accounts listed by kind ("user", "organization", "robot <namespace>"), sorted by name."""
 
     class Meta:
@@ -263,7 +266,7 @@ class AccountDirectory(GlobalSecondaryIndex):
     name = UnicodeAttribute(range_key=True)
 
 
-class PermissionsByPrincipal(GlobalSecondaryIndex):
+class PermissionsByPrincipal(GlobalSecondaryIndex["AuthItem"]):
     """What one principal may touch: `_catalog` filtering and the admin listing."""
 
     class Meta:
@@ -311,7 +314,8 @@ class PermissionModel(AuthItem, discriminator="permission"):
 class LoginFailureModel(AuthItem, discriminator="login_failure"):
     """Failed logins of one user or source address in the current window."""
 
-    count = NumberAttribute(default=0)
+    # `count` in DynamoDB; in Python that name is Model.count, the item-counting query.
+    failures = NumberAttribute(default=0, attr_name="count")
     expires_at = TTLAttribute(null=True)
 
 
