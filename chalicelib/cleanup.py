@@ -134,7 +134,8 @@ def _abort_uploads(now: datetime, report: Report) -> None:
 
 
 def _last_used(item: Any, *fields: str) -> datetime:
-    return max(getattr(item, f) for f in fields if getattr(item, f) is not None)
+    latest: datetime = max(getattr(item, f) for f in fields if getattr(item, f) is not None)
+    return latest
 
 
 def _collect_manifests(
@@ -244,8 +245,9 @@ def _collect_objects(now: datetime, cutoff: datetime, report: Report) -> None:
     stored = _stored_objects()
     records = {r.digest: r for r in BlobObjectModel.scan()}
     for digest, record in records.items():
-        if record.deleting is not None:
-            _finish_delete(record, record.deleting, report)  # a run that died half-way
+        deleting: datetime | None = record.deleting
+        if deleting is not None:
+            _finish_delete(record, deleting, report)  # a run that died half-way
         elif record.last_linked_at <= cutoff and not blobs.repositories_holding(digest, 1):
             marker = now
             report.note(f"blob {digest}")

@@ -166,13 +166,15 @@ def read(digest: str) -> bytes | None:
         obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=object_key(digest))
     except aws.s3().exceptions.NoSuchKey:
         return None
-    return obj["Body"].read()
+    body: bytes = obj["Body"].read()
+    return body
 
 
 def presigned_get_url(digest: str) -> str:
     """A short-lived SigV4 URL: signing is local, so this costs no AWS call."""
-    return aws.s3().generate_presigned_url(
+    url: str = aws.s3().generate_presigned_url(
         "get_object",
         Params={"Bucket": config.settings.bucket, "Key": object_key(digest)},
         ExpiresIn=config.settings.presign_seconds,
     )
+    return url

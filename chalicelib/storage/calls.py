@@ -13,6 +13,8 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 _LIBRARIES = ("/botocore/", "/boto3/", "/pynamodb/", "/moto/", "/s3transfer/", "/urllib3/")
 _lock = threading.Lock()
@@ -33,7 +35,7 @@ def thread_count() -> int:
 
 def _origin() -> str | None:
     """ "api" or "cleanup" for a call the registry's code makes; None for anyone else's."""
-    frame = sys._getframe(3)
+    frame: FrameType | None = sys._getframe(3)
     first = None
     role = "api"
     while frame is not None:
@@ -48,7 +50,7 @@ def _origin() -> str | None:
     return role if first is not None and "/chalicelib/" in first else None
 
 
-def _item_count(operation: str, params: dict) -> int:
+def _item_count(operation: str, params: dict[str, Any]) -> int:
     if operation == "TransactWriteItems":
         return len(params.get("TransactItems", []))
     if operation == "BatchGetItem":
@@ -71,7 +73,7 @@ def install(sink: Path | None = None, *, origins: bool = True) -> None:
     _installed = True
     original = BaseClient._make_api_call
 
-    def recording(client, operation_name, api_params):
+    def recording(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
         service = client.meta.service_model.service_name
         _thread.count = getattr(_thread, "count", 0) + 1
         if not _record_origins:
@@ -90,7 +92,7 @@ def install(sink: Path | None = None, *, origins: bool = True) -> None:
                             handle.write(" ".join(key) + "\n")
         return original(client, operation_name, api_params)
 
-    BaseClient._make_api_call = recording  # type: ignore[method-assign]
+    BaseClient._make_api_call = recording
 
 
 def read(path: Path) -> set[tuple[str, str, str]]:

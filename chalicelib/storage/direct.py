@@ -123,8 +123,9 @@ def complete(
         raise BlobUploadInvalid(
             {"expected_parts": count}, message="parts must be 1..N in order, each with its ETag"
         )
-    if session.state is not None:
-        raise BlobUploadInvalid({"state": session.state}, message="upload already completed")
+    state: str | None = session.state
+    if state is not None:
+        raise BlobUploadInvalid({"state": state}, message="upload already completed")
     try:
         aws.s3().complete_multipart_upload(
             Bucket=config.settings.bucket,

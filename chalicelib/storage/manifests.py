@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pynamodb.attributes import UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
-from pynamodb.models import Model
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock, config
@@ -62,7 +62,8 @@ def _inline(size: int) -> bool:
 
 def _fetch_body(digest: str) -> bytes:
     obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=_object_key(digest))
-    return obj["Body"].read()
+    body: bytes = obj["Body"].read()
+    return body
 
 
 def get_by_tag(repository: str, tag: str, *, with_body: bool = True) -> StoredManifest:
@@ -73,7 +74,7 @@ def get_by_tag(repository: str, tag: str, *, with_body: bool = True) -> StoredMa
     # DynamoDB's TTL deletes lag by up to days; an expired tag is gone for clients at once.
     if _expired(item):
         raise TagExpired({"tag": tag, "expired_at": item.expires_at.isoformat()})
-    body = item.body
+    body: bytes | None = item.body  # None when the manifest lives in S3
     if with_body and body is None:
         body = _fetch_body(item.digest)
     return StoredManifest(item.digest, item.media_type, int(item.size), body if with_body else None)
@@ -88,7 +89,7 @@ def get_by_digest(repository: str, digest: str, *, with_body: bool = True) -> St
         item = ManifestModel.get(repository, digest)
     except DoesNotExist:
         raise ManifestUnknown({"digest": digest}) from None
-    body = item.body
+    body: bytes | None = item.body  # None when the manifest lives in S3
     if with_body and body is None:
         body = _fetch_body(item.digest)
     return StoredManifest(item.digest, item.media_type, int(item.size), body if with_body else None)
@@ -101,9 +102,9 @@ def existing(repository: str, digests: set[str]) -> dict[str, str | None]:
     return {m.digest: m.expires_after for m in found}
 
 
-def _manifest_actions(parsed: ParsedManifest, expires_after: str | None) -> list:
+def _manifest_actions(parsed: ParsedManifest, expires_after: str | None) -> list[Action]:
     inline = _inline(parsed.size)
-    actions = [
+    actions: list[Action] = [
         ManifestModel.media_type.set(parsed.media_type),
         ManifestModel.size.set(parsed.size),
         ManifestModel.pushed_at.set(utcnow()),
@@ -188,7 +189,7 @@ def put(
 # Items a manifest's own commit may need (manifest, repository, referrer, tag, old manifest).
 _MAX_TOUCHES_INLINE = 100 - 5
 
-Touch = tuple[Model, UTCDateTimeAttribute]
+Touch = tuple[BlobLinkModel | ManifestModel, UTCDateTimeAttribute]
 
 
 def _touches(repository: str, parsed: ParsedManifest) -> list[Touch]:
@@ -204,7 +205,7 @@ def _touches(repository: str, parsed: ParsedManifest) -> list[Touch]:
     return found
 
 
-def _exists(item: Model) -> Condition:
+def _exists(item: BlobLinkModel | ManifestModel) -> Condition:
     return type(item).digest.exists()
 
 

@@ -16,6 +16,7 @@ import uuid
 from datetime import timedelta
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib import config
 from chalicelib.errors import (
@@ -90,7 +91,8 @@ def _read_buffer(session: UploadModel) -> bytes:
     if not session.buffer_key or not session.buffer_size:
         return b""
     obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=session.buffer_key)
-    return obj["Body"].read()
+    body: bytes = obj["Body"].read()
+    return body
 
 
 def _upload_parts(session: UploadModel, data: bytes, parts: list[PartAttribute]) -> str:
@@ -145,7 +147,7 @@ def append(session: UploadModel, data: bytes, start_at: int | None) -> UploadMod
         # A fresh key per write: a racing loser can never overwrite the winner's buffer.
         buffer_key = f"{_prefix(session.upload_id)}buffer-{uuid.uuid4().hex}"
         aws.s3().put_object(Bucket=config.settings.bucket, Key=buffer_key, Body=pending)
-    actions = [
+    actions: list[Action] = [
         UploadModel.offset.set(offset + len(data)),
         UploadModel.hash_state.set(hasher.state()),
         UploadModel.parts.set(parts),
