@@ -62,7 +62,7 @@ def _password(document: dict[str, Any]) -> str:
 
 def _role(document: dict[str, Any]) -> str:
     role = document.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise InvalidRequest({"role": role}, message=f"role must be one of {', '.join(ROLES)}")
     return role
 

@@ -58,6 +58,7 @@ def list_repositories(request: RegistryRequest) -> Response:
     if last:
         validate_name(last)
     visible = _visibility(request.access.subject) if request.access is not None else None
+    names: list[str]
     if not n:
         names, more = [], False
     elif visible is None:

@@ -26,6 +26,7 @@ from chalicelib.endpoints.uploads import digest_param
 from chalicelib.errors import BadQuery, BlobUploadInvalid, NotFound
 from chalicelib.storage import direct
 from chalicelib.storage import uploads as sessions
+from chalicelib.storage.models import UploadModel
 
 DOCS = "docs/uploads.md#direct-uploads"  # in this project's repository
 _RANGE = re.compile(r"([0-9]{1,9})-([0-9]{1,9})")
@@ -65,7 +66,7 @@ def _int_param(request: RegistryRequest, key: str, *, required: bool) -> int | N
     return value
 
 
-def _location(session) -> str:
+def _location(session: UploadModel) -> str:
     return f"/v2/{session.repository}/_stratus/direct/uploads/{session.upload_id}"
 
 
@@ -86,7 +87,7 @@ def start(request: RegistryRequest, name: str) -> Response:
     )
 
 
-def _status(session) -> Response:
+def _status(session: UploadModel) -> Response:
     """A completed upload's outcome, for a client polling its location."""
     if session.state == "verifying":
         return json_response({"state": "verifying"}, 202, {"Retry-After": "2"})
@@ -106,7 +107,8 @@ def parts(request: RegistryRequest, name: str, upload_id: str) -> Response:
     """Part URLs while parts are being sent; the verification's outcome afterwards."""
     _enabled()
     session = direct.load(name, upload_id)
-    if session.state is not None:
+    state: str | None = session.state
+    if state is not None:
         return _status(session)
     wanted = request.param("parts") or f"1-{min(direct.part_count(session), 1000)}"
     match = _RANGE.fullmatch(wanted)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from chalice import Chalice, Response
 from chalicelib.errors import BadQuery
 
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+# Response headers as Chalice takes them: a list value repeats the header line.
+Headers = dict[str, str | list[str]]
 _COUNT = re.compile(r"[0-9]{1,18}")
 
 
@@ -65,7 +68,7 @@ class RegistryRequest:
 
     def header_list(self, name: str) -> list[str]:
         """All comma-separated members over all lines of a list-valued header."""
-        members = []
+        members: list[str] = []
         for line in self.headers.get(name.lower(), []):
             members.extend(part.strip() for part in line.split(",") if part.strip())
         return members
@@ -98,12 +101,12 @@ def _base_url(event: dict[str, Any], headers: dict[str, list[str]]) -> str:
     return f"{proto}://{host}{prefix}"
 
 
-def empty(status: int, headers: dict[str, str] | None = None) -> Response:
+def empty(status: int, headers: Mapping[str, str | list[str]] | None = None) -> Response:
     return Response(body="", status_code=status, headers={"Content-Length": "0", **(headers or {})})
 
 
 def json_response(
-    document: Any, status: int = 200, headers: dict[str, str] | None = None
+    document: Any, status: int = 200, headers: Mapping[str, str | list[str]] | None = None
 ) -> Response:
     return Response(
         body=json.dumps(document, separators=(",", ":")),
@@ -122,7 +125,7 @@ class StratusApp(Chalice):
 
     _local = threading.local()
 
-    @property  # type: ignore[override]
+    @property
     def current_request(self) -> Any:
         return getattr(self._local, "request", None)
 

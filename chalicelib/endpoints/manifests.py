@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from chalice import Response
 
 from chalicelib import config
 from chalicelib.endpoints import schema1 as legacy
-from chalicelib.endpoints.http import RegistryRequest, empty
+from chalicelib.endpoints.http import Headers, RegistryRequest, empty
 from chalicelib.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -36,7 +38,7 @@ def _lookup(name: str, reference: str, *, with_body: bool) -> store.StoredManife
     return store.get_by_tag(name, reference, with_body=with_body)
 
 
-def _headers(manifest: store.StoredManifest) -> dict[str, str]:
+def _headers(manifest: store.StoredManifest) -> Headers:
     return {
         "Content-Type": manifest.media_type,
         "Docker-Content-Digest": manifest.digest,
@@ -121,9 +123,7 @@ def put(request: RegistryRequest, name: str, reference: str) -> Response:
     children = _check_references(name, parsed)
     for digest, data in parsed.embedded.items():
         if blobs.get_link(name, digest) is None:
-            blobs.store_and_link(
-                name, digest, len(data), lambda d=digest, b=data: blobs.put_object(d, b)
-            )
+            blobs.store_and_link(name, digest, len(data), partial(blobs.put_object, digest, data))
     store.put(name, parsed, tag, _expires_after(parsed, children))
     headers = {
         "Location": f"/v2/{name}/manifests/{parsed.digest}",

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from chalice import Response
 
 from chalicelib import config
-from chalicelib.endpoints.http import RegistryRequest
+from chalicelib.endpoints.http import Headers, RegistryRequest
 from chalicelib.errors import NameUnknown, NotFound
 from chalicelib.registry import mediatypes as mt
 from chalicelib.registry.digests import parse_digest
@@ -17,11 +17,13 @@ from chalicelib.storage import referrers as store
 from chalicelib.storage import repositories
 
 
-def _annotations(name: str, referrer: store.Referrer) -> dict | None:
+def _annotations(name: str, referrer: store.Referrer) -> dict[str, str] | None:
     if not referrer.annotations_in_body:
         return referrer.annotations
     body = manifest_store.get_by_digest(name, referrer.digest).body or b"{}"
-    return json.loads(body).get("annotations")
+    # A string map: the manifest was checked on push (chalicelib/registry/manifests.py).
+    annotations: dict[str, str] | None = json.loads(body).get("annotations")
+    return annotations
 
 
 def list_referrers(request: RegistryRequest, name: str, digest: str) -> Response:
@@ -50,7 +52,7 @@ def list_referrers(request: RegistryRequest, name: str, digest: str) -> Response
         if annotations:
             descriptor["annotations"] = annotations
         descriptors.append(descriptor)
-    headers = {"Content-Type": mt.OCI_INDEX}
+    headers: Headers = {"Content-Type": mt.OCI_INDEX}
     if artifact_type is not None:
         headers["OCI-Filters-Applied"] = "artifactType"
     if more:

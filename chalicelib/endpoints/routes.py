@@ -219,7 +219,7 @@ V1_ROUTES: tuple[Route, ...] = (
 )
 
 
-def _unsupported(request: RegistryRequest, methods: dict) -> Unsupported:
+def _unsupported(request: RegistryRequest, methods: dict[str, Handler]) -> Unsupported:
     allowed = list(methods) + (["HEAD"] if "GET" in methods and "HEAD" not in methods else [])
     return Unsupported({"method": request.method}, headers={"Allow": ", ".join(allowed)})
 

@@ -14,6 +14,7 @@ from chalicelib.registry.digests import Digest, parse_supported
 from chalicelib.registry.names import validate_name
 from chalicelib.storage import blobs
 from chalicelib.storage import uploads as sessions
+from chalicelib.storage.models import UploadModel
 
 # The spec's form is `<start>-<end>`; some clients send the RFC 9110 `bytes s-e/total` form.
 _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?([0-9]{1,18})-([0-9]{1,18})(?:/(?:[0-9]{1,18}|\*))?")
@@ -33,7 +34,7 @@ def _created(name: str, blob: blobs.Blob) -> Response:
     )
 
 
-def _session_headers(session) -> dict[str, str]:
+def _session_headers(session: UploadModel) -> dict[str, str]:
     headers = {
         "Location": sessions.location(session),
         "Range": sessions.range_header(session),

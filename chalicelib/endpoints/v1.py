@@ -38,6 +38,7 @@ from chalicelib.registry import schema1
 from chalicelib.registry.names import validate_tag
 from chalicelib.storage import blobs, repositories, v1images
 from chalicelib.storage import manifests as store
+from chalicelib.storage.models import V1ImageModel
 
 # Tags a V1 listing converts (each costs a config read); larger repositories are cut here.
 MAX_TAGS = 500
@@ -164,7 +165,7 @@ def repository_tag(request: RegistryRequest, name: str, tag: str) -> Response:
     return json_response(chain[-1].id, headers=_v1_headers(request, name, subject))
 
 
-def _record(request: RegistryRequest, image_id: str) -> v1images.V1ImageModel:
+def _record(request: RegistryRequest, image_id: str) -> V1ImageModel:
     """The image's record in a repository the caller may pull from."""
     _enabled()
     if not _IMAGE_ID.fullmatch(image_id):
