@@ -2,8 +2,10 @@
 
 import os
 import sys
+from typing import Any
 
-from chalice import Rate
+from chalice import Rate, Response
+from chalice.app import CloudWatchEvent
 
 from chalicelib.endpoints import routes
 from chalicelib.endpoints.http import RegistryRequest, StratusApp
@@ -31,25 +33,25 @@ def _request() -> RegistryRequest:
 
 
 @app.route("/v2", methods=METHODS, content_types=["*/*"])
-def version_check():
+def version_check() -> Response:
     """end-1: the registry implements distribution-spec v1.1 (and challenges, with auth on)."""
     return routes.version_check(_request())
 
 
 @app.route("/v2/{proxy+}", methods=METHODS, content_types=["*/*"])
-def registry():
+def registry() -> Response:
     """end-2 ... end-13: dispatched by the table in chalicelib/endpoints/routes.py."""
     return routes.dispatch(_request())
 
 
 @app.route("/api/v1/{proxy+}", methods=METHODS, content_types=["*/*"])
-def management():
+def management() -> Response:
     """Quay-style management API: accounts, permissions, tags (routes.MANAGEMENT_ROUTES)."""
     return routes.dispatch(_request(), routes.MANAGEMENT_ROUTES)
 
 
 @app.route("/v1/{proxy+}", methods=METHODS, content_types=["*/*"])
-def docker_v1():
+def docker_v1() -> Response:
     """Docker V1 pulls of V2 images, read-only (chalicelib/endpoints/v1.py)."""
     return routes.dispatch(_request(), routes.V1_ROUTES)
 
@@ -59,7 +61,7 @@ CLEANUP_RATE_MINUTES = int(os.environ.get("STRATUS_CLEANUP_RATE_MINUTES", "60"))
 
 
 @app.schedule(Rate(CLEANUP_RATE_MINUTES, unit=Rate.MINUTES), name="cleanup")
-def cleanup(event):
+def cleanup(event: CloudWatchEvent) -> dict[str, Any]:
     """Expire tags, abort abandoned uploads, collect garbage (chalicelib/cleanup.py)."""
     from chalicelib import cleanup as job  # imported here: no weight on request cold starts
 
@@ -67,7 +69,7 @@ def cleanup(event):
 
 
 @app.lambda_function(name="verify_upload")
-def verify_upload(event, context):
+def verify_upload(event: dict[str, str], context: Any) -> dict[str, str]:
     """Verifies a large direct upload asynchronously (chalicelib/storage/direct.py)."""
     from chalicelib.storage import direct
 

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import IO, Any, cast
 
 from chalicelib.storage import calls
 
@@ -46,7 +46,8 @@ def logger() -> Any:
     level = os.environ.get("POWERTOOLS_LOG_LEVEL") or (
         "INFO" if IN_LAMBDA or _forced() else "WARNING"
     )
-    log = Logger(service="stratus", level=level, stream=_Stdout())
+    # Powertools asks for a whole IO; its handler only writes and flushes.
+    log = Logger(service="stratus", level=level, stream=cast(IO[str], _Stdout()))
     log.setLevel(level)  # a Logger for the same service reuses the first one's handler
     return log
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypedDict
 
 STAGES = ("dev", "prod")
 CHALICE = Path(__file__).resolve().parents[1] / ".chalice"
@@ -54,7 +55,16 @@ API_S3_OBJECTS = [
 ]
 
 
-def _allow(sid: str, actions: list[str], resource: str | list[str]) -> dict:
+# "Sid", "Effect", "Action", "Resource": a string or a list of them each.
+PolicyStatement = dict[str, str | list[str]]
+
+
+class Policy(TypedDict):
+    Version: str
+    Statement: list[PolicyStatement]
+
+
+def _allow(sid: str, actions: list[str], resource: str | list[str]) -> PolicyStatement:
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
 
 
@@ -67,7 +77,7 @@ def _bucket(stage: str) -> str:
     return f"arn:aws:s3:::stratus-{stage}-blobs-*"
 
 
-def _common(stage: str, dynamodb: list[str]) -> list[dict]:
+def _common(stage: str, dynamodb: list[str]) -> list[PolicyStatement]:
     """Logs, traces, the stage's tables and its blob objects: what every function needs.
 
     TransactWriteItems is authorized per item action (PutItem, UpdateItem, DeleteItem,
@@ -90,7 +100,7 @@ def _common(stage: str, dynamodb: list[str]) -> list[dict]:
     ]
 
 
-def api_policy(stage: str) -> dict:
+def api_policy(stage: str) -> Policy:
     """The request handlers and verify_upload."""
     return {
         "Version": "2012-10-17",
@@ -110,7 +120,7 @@ def api_policy(stage: str) -> dict:
     }
 
 
-def cleanup_policy(stage: str) -> dict:
+def cleanup_policy(stage: str) -> Policy:
     """The scheduled cleanup: scans and bucket listings too."""
     return {
         "Version": "2012-10-17",
@@ -125,15 +135,15 @@ def cleanup_policy(stage: str) -> dict:
     }
 
 
-def files() -> dict[Path, dict]:
-    out = {}
+def files() -> dict[Path, Policy]:
+    out: dict[Path, Policy] = {}
     for stage in STAGES:
         out[CHALICE / f"policy-{stage}.json"] = api_policy(stage)
         out[CHALICE / f"policy-{stage}-cleanup.json"] = cleanup_policy(stage)
     return out
 
 
-def render(policy: dict) -> str:
+def render(policy: Policy) -> str:
     return json.dumps(policy, indent=2) + "\n"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib import config
 from chalicelib.auth import tokens
@@ -31,7 +32,7 @@ class Access:
         return ALL in actions or scope.actions <= actions
 
     @classmethod
-    def from_claims(cls, claims: dict) -> Access:
+    def from_claims(cls, claims: dict[str, Any]) -> Access:
         granted: dict[tuple[str, str], frozenset[str]] = {}
         for entry in claims.get("access") or []:
             if not isinstance(entry, dict):

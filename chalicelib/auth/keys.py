@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from chalicelib import config
 
@@ -113,11 +113,20 @@ def _from_parameter(name: str) -> str:
     from chalicelib.storage import aws
 
     answer = aws.ssm().get_parameter(Name=name, WithDecryption=True)
-    return answer["Parameter"]["Value"]
+    value: str = answer["Parameter"]["Value"]
+    return value
 
 
 _lock = threading.Lock()
-_cache: dict[str, Any] = {"ring": None, "source": None, "loaded": 0.0}
+
+
+class _Cache(TypedDict):
+    ring: KeyRing | None
+    source: tuple[bool, str, str] | None  # the settings the ring was read from
+    loaded: float  # time.monotonic()
+
+
+_cache: _Cache = {"ring": None, "source": None, "loaded": 0.0}
 
 
 def _load() -> KeyRing:
@@ -139,19 +148,20 @@ def ring(*, unknown_kid: bool = False) -> KeyRing:
     settings = config.settings
     source = (settings.auth, settings.signing_key_parameter, settings.signing_key_file)
     with _lock:
+        current = _cache["ring"]
         age = time.monotonic() - _cache["loaded"]
-        stale = (
-            _cache["ring"] is None
+        if (
+            current is None
             or _cache["source"] != source
             or (settings.signing_key_parameter and age > REFRESH_SECONDS)
             or (unknown_kid and age > UNKNOWN_KID_REFRESH_SECONDS)
-        )
-        if stale:
-            _cache.update(ring=_load(), source=source, loaded=time.monotonic())
-        return _cache["ring"]
+        ):
+            current = _load()
+            _cache.update({"ring": current, "source": source, "loaded": time.monotonic()})
+        return current
 
 
 def forget() -> None:
     """Tests change the key source between cases."""
     with _lock:
-        _cache.update(ring=None, source=None, loaded=0.0)
+        _cache.update({"ring": None, "source": None, "loaded": 0.0})

@@ -79,7 +79,8 @@ def _bootstrap_password() -> str:
         answer = aws.ssm().get_parameter(
             Name=settings.admin_password_parameter, WithDecryption=True
         )
-        return answer["Parameter"]["Value"]
+        password: str = answer["Parameter"]["Value"]
+        return password
     return settings.admin_password
 
 

@@ -65,7 +65,7 @@ def _algorithm(name: str) -> Any:
     return algorithm
 
 
-def _payload_of(body: bytes, signature: dict[str, Any]) -> tuple[bytes, bytes, dict]:
+def _payload_of(body: bytes, signature: dict[str, Any]) -> tuple[bytes, bytes, dict[str, Any]]:
     try:
         protected_text = signature["protected"]
         protected = json.loads(_unb64(protected_text))
