@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
 from chalicelib import config
 
+if TYPE_CHECKING:
+    from types_boto3_lambda import LambdaClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_ssm import SSMClient
+
 
 @cache
-def s3() -> Any:
+def s3() -> S3Client:
     import boto3
     from botocore.config import Config
 
@@ -19,7 +24,7 @@ def s3() -> Any:
     # Presigned URLs must be SigV4 against the regional endpoint: the global endpoint
     # redirects outside us-east-1, and a redirect would break the signature.
     endpoint = custom or f"https://s3.{region}.amazonaws.com"
-    addressing = "path" if custom else "virtual"
+    addressing: Literal["path", "virtual"] = "path" if custom else "virtual"
     return boto3.client(
         "s3",
         region_name=region,
@@ -33,7 +38,7 @@ def s3() -> Any:
 
 
 @cache
-def lambda_client() -> Any:
+def lambda_client() -> LambdaClient:
     """For the asynchronous verification of large direct uploads."""
     import boto3
 
@@ -41,7 +46,7 @@ def lambda_client() -> Any:
 
 
 @cache
-def ssm() -> Any:
+def ssm() -> SSMClient:
     """The signing keys and the bootstrap admin password live in Parameter Store."""
     import boto3
 

@@ -71,7 +71,8 @@ def install(sink: Path | None = None, *, origins: bool = True) -> None:
     if _installed:
         return
     _installed = True
-    original = BaseClient._make_api_call
+    # Private, and so not in botocore's stubs: the one method every client call passes.
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def recording(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
         service = client.meta.service_model.service_name
@@ -92,7 +93,7 @@ def install(sink: Path | None = None, *, origins: bool = True) -> None:
                             handle.write(" ".join(key) + "\n")
         return original(client, operation_name, api_params)
 
-    BaseClient._make_api_call = recording
+    BaseClient._make_api_call = recording  # type: ignore[attr-defined]
 
 
 def read(path: Path) -> set[tuple[str, str, str]]:

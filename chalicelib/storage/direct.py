@@ -14,6 +14,7 @@ import math
 import threading
 import uuid
 from datetime import timedelta
+from typing import cast
 
 from botocore.exceptions import ClientError
 
@@ -132,7 +133,11 @@ def complete(
             Key=sessions.data_key(session.upload_id),
             UploadId=session.multipart_id,
             MultipartUpload={
-                "Parts": [{"PartNumber": n, "ETag": e} for n, e in zip(numbers, etags, strict=True)]
+                # Checked above: the numbers equal 1..N and every ETag is a non-empty string.
+                "Parts": [
+                    {"PartNumber": cast(int, n), "ETag": cast(str, e)}
+                    for n, e in zip(numbers, etags, strict=True)
+                ]
             },
         )
     except ClientError as exc:
