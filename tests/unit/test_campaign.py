@@ -396,7 +396,29 @@ def test_hostile_requests_get_spec_errors_and_change_nothing(
     registry: tuple[Client, dict[str, str]], family: str
 ) -> None:
     client, known = registry
+    campaign(client, known, family)
+    check_integrity(client)
 
+
+AUTH_FAMILIES = ["catalog", "management accounts", "manifests", "token", "upload start"]
+
+
+@pytest.mark.usefixtures("auth")
+@pytest.mark.parametrize("family", AUTH_FAMILIES)
+def test_hostile_requests_with_auth_on_get_spec_errors_and_change_nothing(
+    client: Client, family: str
+) -> None:
+    """The same properties where every request passes the token check first: requests
+    carry the superuser's token unless the drawn Authorization header replaces it."""
+    from tests.unit.conftest import ADMIN_PASSWORD, ADMIN_USER
+
+    admin = client.login(ADMIN_USER, ADMIN_PASSWORD, f"repository:{REPO}:*", "registry:catalog:*")
+    known = seed(admin)
+    campaign(admin, known, family)
+    check_integrity(admin)
+
+
+def campaign(client: Client, known: dict[str, str], family: str) -> None:
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
@@ -416,7 +438,6 @@ def test_hostile_requests_get_spec_errors_and_change_nothing(
             assert snapshot() == before, request
 
     attack()
-    check_integrity(client)
 
 
 def check_integrity(client: Client) -> None:
