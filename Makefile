@@ -18,8 +18,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# Data persists in .stratus/data (STRATUS_DATA_DIR moves it); run-fresh starts empty in a
+# temporary folder, leaving .stratus/data as it was.
 run: $(STAMP)
 	$(PY) -m chalicelib.local
+
+run-fresh: $(STAMP)
+	STRATUS_DATA_DIR=$$(mktemp -d -t stratus-data.XXXXXX) $(PY) -m chalicelib.local
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -44,6 +49,11 @@ bench-soak: $(STAMP)
 campaign: $(STAMP)
 	STRATUS_CAMPAIGN_EXAMPLES=$${STRATUS_CAMPAIGN_EXAMPLES:-1000} STRATUS_CAMPAIGN_RANDOM=1 \
 		$(PY) -m pytest -p no:cacheprovider tests/unit/test_campaign.py
+
+# Not in `make test`: 10,000 images from 8 clients, local mode beside Distribution (long).
+bench-soak: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/soak.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

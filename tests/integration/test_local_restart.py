@@ -145,6 +145,8 @@ def test_clean_stop_and_start_bring_back_everything_byte_identical(tmp_path: Pat
     finally:
         _stop(first)
     assert first.process.returncode == 0, first.log.read_text()
+    on_disk = {path.read_bytes() for path in (tmp_path / "data" / "objects").glob("*/*")}
+    assert set(pushed.blobs.values()) <= on_disk  # blob bytes live in files, not in memory
 
     second = _start(tmp_path, "after", env)
     try:
