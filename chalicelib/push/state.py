@@ -3,7 +3,8 @@ direct upload, its session's location and part size, and the ETag of every finis
 
 One small JSON file per (registry, repository, blob) under
 `${STRATUS_PUSH_STATE:-${XDG_CACHE_HOME:-~/.cache}/stratus/push}`, rewritten atomically after
-each part, and removed once the blob is in the registry.
+each part, and removed once the blob is in the registry. Also, per registry, which repository
+each blob was last pushed to, so that pushing it to another one can mount it instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+WHERE_MAX = 10_000  # blobs remembered per registry, for mounts
 
 
 def default_root() -> Path:
@@ -65,3 +68,33 @@ class Store:
     def forget(self, base: str, repository: str, digest: str) -> None:
         with self._lock:
             self._path(base, repository, digest).unlink(missing_ok=True)
+
+    def _where_path(self, base: str) -> Path:
+        key = hashlib.sha256(base.encode()).hexdigest()[:32]
+        return self.root / "where" / f"{key}.json"
+
+    def _where(self, base: str) -> dict[str, str]:
+        try:
+            found = json.loads(self._where_path(base).read_text())
+            return found if isinstance(found, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def pushed_to(self, base: str, digest: str) -> str | None:
+        """The repository of `base` this machine last pushed (or found) `digest` in."""
+        with self._lock:
+            return self._where(base).get(digest)
+
+    def remember(self, base: str, repository: str, digests: list[str]) -> None:
+        """Record where these blobs are, keeping the most recent WHERE_MAX."""
+        with self._lock:
+            where = self._where(base)
+            for digest in digests:
+                where.pop(digest, None)
+                where[digest] = repository
+            kept = dict(list(where.items())[-WHERE_MAX:])
+            path = self._where_path(base)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(kept))
+            os.replace(temporary, path)

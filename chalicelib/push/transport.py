@@ -99,6 +99,7 @@ class Client:
         self.s3 = _session(pool)  # presigned URLs: never any registry credentials on them
         self._authorization: str | None = None
         self._scopes = {f"repository:{repository}:pull,push"}
+        self._challenge: dict[str, str] | None = None  # the Bearer challenge, once seen
 
     def url(self, path: str) -> str:
         return path if path.startswith("http") else self.base + path
@@ -139,7 +140,17 @@ class Client:
             raise AuthError(f"{describe(challenge)}: no challenge this client understands")
         if fields.get("scope"):
             self._scopes.add(fields["scope"])
+        self._challenge = fields
         self._authorization = "Bearer " + self._token(fields)
+
+    def add_pull_scope(self, repository: str) -> None:
+        """Also ask for pull on `repository` (a mount's `from`), if tokens are in use."""
+        scope = f"repository:{repository}:pull"
+        if scope in self._scopes:
+            return
+        self._scopes.add(scope)
+        if self._challenge is not None:
+            self._authorization = "Bearer " + self._token(self._challenge)
 
     def _token(self, fields: dict[str, str]) -> str:
         params: dict[str, Any] = {"scope": sorted(self._scopes)}

@@ -1,11 +1,11 @@
 """Getting blobs and manifests into the registry.
 
 Per blob: skipped when the registry has it (HEAD), mounted when this machine pushed it to
-another repository of the same registry, else uploaded: through the `_stratus` direct-upload
-extension when the registry has one (parts in parallel, straight to S3, resumable), or the
-standard way otherwise (one PUT for a blob that fits in a chunk, else chunked PATCHes).
-Every byte read from the source is hashed, and a blob that does not match the digest the
-source declared is never completed.
+another repository of the same registry (and the registry agrees), else uploaded: through
+the `_stratus` direct-upload extension when the registry has one (parts in parallel, straight
+to S3, resumable), or the standard way otherwise (one PUT for a blob that fits in a chunk,
+else chunked PATCHes). Every byte read from the source is hashed, and a blob that does not
+match the digest the source declared is never completed.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class Pusher:
                     done.result()
         finally:
             self._parts.shutdown(wait=True, cancel_futures=True)
+        self.store.remember(self.client.base, self.client.repository, list(source.blobs))
         for child in source.children:
             self.put_manifest(child.digest, child)
         self.put_manifest(tag, source.top)
@@ -120,6 +121,9 @@ class Pusher:
         if self.has_blob(blob.digest):
             self.progress.finish(blob.digest, "exists")
             return
+        if self.mount(blob.digest):
+            self.progress.finish(blob.digest, "mounted")
+            return
         if self.direct:
             self.push_direct(blob)
         else:
@@ -129,6 +133,20 @@ class Pusher:
     def has_blob(self, digest: str) -> bool:
         path = f"/v2/{self.client.repository}/blobs/{digest}"
         return self.client.request("HEAD", path, timeout=30).status_code == 200
+
+    def mount(self, digest: str) -> bool:
+        """Mount the blob from the repository this machine last pushed it to, if any."""
+        origin = self.store.pushed_to(self.client.base, digest)
+        if origin is None or origin == self.client.repository:
+            return False
+        self.client.add_pull_scope(origin)
+        path = f"/v2/{self.client.repository}/blobs/uploads/"
+        answer = self.client.request("POST", path, params={"mount": digest, "from": origin})
+        if answer.status_code == 201:
+            return True
+        if answer.status_code == 202 and "Location" in answer.headers:
+            self.client.request("DELETE", answer.headers["Location"])  # an ordinary session
+        return False
 
     # -- the _stratus direct-upload extension ---------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -20,7 +21,7 @@ import requests
 
 from chalicelib.push import sources
 from tests.images import index_layout, make_index, sha256
-from tests.integration.conftest import Registry, require_tool, skopeo
+from tests.integration.conftest import ROOT, Registry, require_tool, skopeo
 from tests.integration.push_helpers import (
     diff_ids,
     layout_of,
@@ -242,3 +243,34 @@ def test_push_skips_blobs_the_registry_already_has(registry: Registry, tmp_path:
     assert second.returncode == 0, second.stderr
     tagged = requests.get(f"{registry.url}/v2/src/again/manifests/v2", timeout=30)
     assert tagged.content == image.manifest
+
+
+def test_push_mounts_blobs_it_pushed_to_another_repository(
+    registry: Registry, tmp_path: Path
+) -> None:
+    image = small_image("mount", layers=2)
+    layout = layout_of(tmp_path, image)
+    env = {"STRATUS_PUSH_STATE": str(tmp_path / "state")}
+    first = stratus_push(f"oci:{layout}:v1", f"{registry.host}/src/mount-a:v1", env=env)
+    assert first.returncode == 0, first.stderr
+    for blob in (layout / "blobs" / "sha256").iterdir():  # emptied: only a mount can work
+        if f"sha256:{blob.name}" != image.digest:
+            blob.write_bytes(b"")
+    second = subprocess.run(
+        [
+            str(ROOT / "bin" / "stratus"),
+            "push",
+            "--plain-http",
+            f"oci:{layout}:v1",
+            f"{registry.host}/src/mount-b:v1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert second.returncode == 0, second.stderr
+    assert second.stderr.count(": mounted") == 3  # two layers and the config
+    for layer in image.layers:
+        head = requests.head(f"{registry.url}/v2/src/mount-b/blobs/{sha256(layer)}", timeout=30)
+        assert head.status_code == 200
