@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format bench bench-soak campaign clean localstack
+.PHONY: run test test-large lint format bench bench-soak campaign clean localstack
 
 # LocalStack's S3 (real presigned-URL signature checks) needs Python 3.13; .ci/run installs it,
 # elsewhere its tests are skipped when it is missing.
@@ -31,12 +31,17 @@ test: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
+# What `make test` runs at 40 MB, at 1 GB: a stratus push killed mid-upload, resumed (~1 min).
+test-large: $(STAMP)
+	STRATUS_TEST_LARGE=1 $(PY) -m pytest tests/integration/test_stratus_push_resume.py
+
 # Also needs skopeo and, for the side-by-side, Distribution: apt-get install docker-registry.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/registry.py
 	$(PY) bench/package.py  # after registry.py, which rewrites docs/benchmarks.md
 	$(PY) bench/uploads.py
+	$(PY) bench/push.py
 	$(PY) bench/soak.py
 
 # Only the soak: 10,000 pushes and pulls from 8 clients, Stratus and Distribution (~30 min).
