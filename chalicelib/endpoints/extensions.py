@@ -124,7 +124,7 @@ def complete(request: RegistryRequest, name: str, upload_id: str) -> Response:
     session = direct.load(name, upload_id)
     try:
         listed = json.loads(request.body or b"{}").get("parts")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         listed = None
     if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
         raise BlobUploadInvalid(message='body must be {"parts": [{"number", "etag"}, ...]}')

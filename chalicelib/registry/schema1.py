@@ -73,7 +73,7 @@ def _payload_of(body: bytes, signature: dict[str, Any]) -> tuple[bytes, bytes, d
         tail = _unb64(protected["formatTail"])
         if not isinstance(length, int) or not 0 < length <= len(body):
             raise ValueError("formatLength out of range")
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, RecursionError) as error:
         raise ManifestUnverified(message=f"malformed signature: {error}") from error
     return body[:length] + tail, protected_text.encode(), protected
 
@@ -142,7 +142,7 @@ def parse(body: bytes, doc: dict[str, Any], media_type: str) -> Schema1:
         (payload,) = payloads
         try:
             unsigned = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ManifestUnverified(message="the signed payload is not JSON") from None
         if unsigned != {k: v for k, v in doc.items() if k != "signatures"}:
             raise ManifestUnverified(message="the signed payload differs from the manifest")

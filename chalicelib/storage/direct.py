@@ -120,7 +120,10 @@ def complete(
     count = part_count(session)
     numbers = [p.get("number") for p in parts]
     etags = [p.get("etag") for p in parts]
-    if numbers != list(range(1, count + 1)) or not all(isinstance(e, str) and e for e in etags):
+    # `type(n) is int`: JSON's true and 1.0 compare equal to 1 but are no part numbers.
+    integers = all(type(n) is int for n in numbers)
+    in_order = integers and numbers == list(range(1, count + 1))
+    if not in_order or not all(isinstance(e, str) and e for e in etags):
         raise BlobUploadInvalid(
             {"expected_parts": count}, message="parts must be 1..N in order, each with its ETag"
         )

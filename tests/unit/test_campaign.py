@@ -71,11 +71,14 @@ def seed(client: Client) -> dict[str, str]:
     ).encode()
     client.must_push(REPO, "multi", index, OCI_INDEX)
     location = client.post(f"/v2/{REPO}/blobs/uploads/").header("Location") or ""
+    direct = client.post(f"/v2/{REPO}/_stratus/direct/uploads/?size=10")
+    assert direct.status == 201, direct.body
     return {
         "manifest": sha256(body),
         "index": sha256(index),
         "layer": sha256(LAYER),
         "upload": location.rsplit("/", 1)[-1],
+        "direct": json.loads(direct.body)["upload_id"],
     }
 
 
@@ -305,7 +308,9 @@ FAMILIES: dict[str, tuple[Any, list[str], list[str]]] = {
     ),
     "direct upload": (
         lambda k: st.builds(
-            lambda n, u: f"/v2/{n}/_stratus/direct/uploads/{u}", names, st.one_of(UPLOAD_IDS, texts)
+            lambda n, u: f"/v2/{n}/_stratus/direct/uploads/{u}",
+            names,
+            st.one_of(st.just(k["direct"]), UPLOAD_IDS, texts),
         ),
         ["GET", "PUT", "DELETE"],
         ["parts", "digest"],

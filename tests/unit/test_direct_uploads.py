@@ -78,6 +78,24 @@ def test_direct_upload_completion_with_bad_parts_is_400(client: Client) -> None:
     assert answer.status == 400
 
 
+def test_direct_upload_completion_with_numbers_that_are_not_integers_is_400(
+    client: Client,
+) -> None:
+    """JSON's `true` and `1.0` compare equal to 1 in Python; S3 must never see them."""
+    started = client.post("/v2/org/app/_stratus/direct/uploads/?size=10").json()
+    for number in ("true", "1.0"):
+        body = b'{"parts": [{"number": %s, "etag": "e"}]}' % number.encode()
+        answer = client.put(f"{started['location']}?digest={sha256(b'x')}", body=body)
+        assert (answer.status, answer.error_codes) == (400, ["BLOB_UPLOAD_INVALID"]), number
+
+
+def test_direct_upload_completion_with_deeply_nested_json_is_400(client: Client) -> None:
+    started = client.post("/v2/org/app/_stratus/direct/uploads/?size=10").json()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    answer = client.put(f"{started['location']}?digest={sha256(b'x')}", body=deep)
+    assert (answer.status, answer.error_codes) == (400, ["BLOB_UPLOAD_INVALID"])
+
+
 def test_direct_upload_plans_parts_within_s3_limits(client: Client) -> None:
     huge = client.post(f"/v2/org/app/_stratus/direct/uploads/?size={5 * 1024**4}").json()
     assert huge["part_count"] <= 10_000 and huge["part_size"] <= 5 * 1024**3

@@ -121,6 +121,15 @@ def test_schema1_with_tampered_signature_is_unverified(client: Client) -> None:
     assert client.get("/v2/legacy/tamper/manifests/v1").status == 404
 
 
+def test_schema1_with_a_deeply_nested_protected_header_is_unverified(client: Client) -> None:
+    document = json.loads(schema1_manifest(client, "legacy/deep", "v1"))
+    deep = b"[" * 100_000 + b"]" * 100_000
+    document["signatures"][0]["protected"] = schema1._b64(deep)
+    body = json.dumps(document, indent=3).encode()
+    answer = client.push_manifest("legacy/deep", "v1", body, SIGNED)
+    assert (answer.status, answer.error_codes) == (400, ["MANIFEST_UNVERIFIED"])
+
+
 def test_prettyjws_without_signatures_is_unverified(client: Client) -> None:
     body = schema1_manifest(client, "legacy/nosig", "v1", signed=False)
     answer = client.push_manifest("legacy/nosig", "v1", body, SIGNED)
