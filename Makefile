@@ -29,7 +29,15 @@ run-fresh: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest
+
+# The fast loop: unit tests only (no servers, no third-party clients), the 10,000-tag test aside.
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -k "not ten_thousand"
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 # What `make test` runs at 40 MB, at 1 GB: a stratus push killed mid-upload, resumed (~1 min).
 test-large: $(STAMP)
@@ -76,4 +84,4 @@ $(LOCALSTACK_VENV)/.installed: tests/localstack-requirements.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(LOCALSTACK_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOCALSTACK_VENV) .pytest_cache .ruff_cache .mypy_cache
