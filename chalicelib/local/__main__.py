@@ -55,6 +55,14 @@ def main() -> None:
         from chalicelib.local import persistence
 
         store = persistence.open_store(args.data_dir)
+        import moto
+
+        if store.written_by not in (None, moto.__version__):
+            print(
+                f"warning: {args.data_dir} was written by moto {store.written_by}, this is "
+                f"{moto.__version__}; if the registry misbehaves, start empty (make run-fresh)",
+                flush=True,
+            )
         stack.start_moto(int(os.environ.get("MOTO_PORT", "0")) or None)
     if os.environ.get("STRATUS_PROVISION", "1") != "0":
         stack.provision()  # off when infra/stratus.yaml made the tables and bucket

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, region TEXT NOT NULL)
 CREATE TABLE IF NOT EXISTS objects (
     bucket TEXT NOT NULL, object_key TEXT NOT NULL, path TEXT NOT NULL, state BLOB NOT NULL,
     PRIMARY KEY (bucket, object_key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS multiparts (
     bucket TEXT NOT NULL, upload_id TEXT NOT NULL, state BLOB NOT NULL,
     PRIMARY KEY (bucket, upload_id)) WITHOUT ROWID;
@@ -74,14 +75,26 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self.written_by = self._stamp_moto_version()
         self.multipart_ids: dict[str, set[str]] = {}
         self.unlink_after_commit: list[str] = []
         self._unlink_lock = threading.Lock()
 
+    def _stamp_moto_version(self) -> str | None:
+        """The moto version that wrote this folder before (its objects are stored pickled;
+        another version may read them differently), and record ours."""
+        import moto
+
+        row = self.db.execute("SELECT value FROM meta WHERE name = 'moto'").fetchone()
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('moto', ?)", (moto.__version__,))
+        return row[0] if row else None
+
     def new_object_path(self) -> Path:
         name = uuid.uuid4().hex
         shard = self.objects / name[:2]
-        shard.mkdir(exist_ok=True)
+        if not shard.is_dir():
+            shard.mkdir(exist_ok=True)
+            _fsync(str(self.objects))
         return shard / name
 
     def forget_file(self, path: str) -> None:
@@ -121,6 +134,7 @@ class ObjectFile:
         self.position = 0
         self.closed = False
         self.synced = False
+        self.named = False
         path.touch()
 
     def _check(self) -> None:
@@ -169,12 +183,19 @@ class ObjectFile:
         """fsync once after the last write: restored and unchanged objects cost nothing."""
         if self.synced:
             return
-        fd = os.open(self.name, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(self.name)
+        if not self.named:
+            _fsync(os.path.dirname(self.name))  # the file's name, for a power cut
+            self.named = True
         self.synced = True
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 _store: Store | None = None
@@ -405,6 +426,7 @@ def _fake_key(path: str, state: bytes) -> Any:
     key.__dict__.update(pickle.loads(state))
     buffer = ObjectFile.__new__(ObjectFile)
     buffer.name, buffer.position, buffer.closed, buffer.synced = path, 0, False, True
+    buffer.named = True
     key._value_buffer = buffer
     key.lock = threading.Lock()
     key.multipart = None
