@@ -54,7 +54,10 @@ def main() -> None:
     if not use_real_endpoint:
         from chalicelib.local import persistence
 
-        store = persistence.open_store(args.data_dir)
+        try:
+            store = persistence.open_store(args.data_dir)
+        except persistence.DataDirInUse as error:
+            raise SystemExit(f"stratus-local: {error}") from None
         import moto
 
         if store.written_by not in (None, moto.__version__):

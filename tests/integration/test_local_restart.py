@@ -247,3 +247,23 @@ def test_accounts_grants_and_signing_key_survive_a_restart(tmp_path: Path) -> No
         assert _token(second, "dev", "wrong-password", scope).status_code == 401
     finally:
         _stop(second)
+
+
+def test_a_data_folder_serves_one_registry_at_a_time(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = _start(tmp_path, "holder", {"STRATUS_DATA_DIR": str(data)})
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        second = subprocess.run(
+            [sys.executable, "-m", "chalicelib.local", "--port", "0", "--data-dir", str(data)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert "in use by another local registry" in second.stderr
+        assert requests.get(f"{first.url}/v2/", timeout=30).status_code == 200
+    finally:
+        _stop(first)
