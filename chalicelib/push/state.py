@@ -1,5 +1,6 @@
 """What an interrupted push keeps locally so a rerun resends nothing already sent: per
-direct upload, its session's location and part size, and the ETag of every finished part.
+direct upload, its session's location and part size, and the ETag of every finished part;
+per standard chunked upload, its location and the bytes the registry acknowledged.
 
 One small JSON file per (registry, repository, blob) under
 `${STRATUS_PUSH_STATE:-${XDG_CACHE_HOME:-~/.cache}/stratus/push}`, rewritten atomically after
@@ -28,13 +29,16 @@ def default_root() -> Path:
 
 @dataclass
 class Upload:
-    """A direct upload in progress: enough to finish it from another process."""
+    """An upload in progress: enough to finish it from another process. Direct uploads
+    record each finished part's ETag; standard chunked ones the offset the registry acked."""
 
     location: str
     part_size: int
     part_count: int
     size: int
     etags: dict[int, str] = field(default_factory=dict)
+    kind: str = "direct"  # or "chunked"
+    offset: int = 0
 
 
 class Store:

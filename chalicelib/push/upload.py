@@ -178,7 +178,7 @@ class Pusher:
     def _resume_or_start(self, blob: Blob) -> Upload:
         base, repository = self.client.base, self.client.repository
         kept = self.store.load(base, repository, blob.digest)
-        if kept and kept.size == blob.size and self._still_open(kept):
+        if kept and kept.kind == "direct" and kept.size == blob.size and self._still_open(kept):
             self.progress.note(f"{blob.digest}: resuming, {len(kept.etags)} parts already sent")
             return kept
         started = self.client.request(
@@ -242,26 +242,49 @@ class Pusher:
 
     def push_standard(self, blob: Blob) -> None:
         """Monolithic (POST, then PUT with the bytes) when the blob fits in one chunk, else
-        chunked (POST, PATCH..., PUT), in chunks the registry says it accepts."""
-        path = f"/v2/{self.client.repository}/blobs/uploads/"
-        started = self.client.request("POST", path, 202, timeout=60)
-        limit = started.headers.get("OCI-Chunk-Max-Length")
-        chunk = self.chunk_size or min(int(limit or DEFAULT_CHUNK), DEFAULT_CHUNK)
-        location = started.headers["Location"]
+        chunked (POST, PATCH..., PUT), in chunks the registry says it accepts. A chunked
+        upload interrupted earlier continues from the offset the registry reports."""
+        upload = self._chunked_session(blob)
         with blob.open() as raw:
             stream = _Digesting(blob, raw)
-            if blob.size <= chunk:
-                data = stream.read(chunk)
+            if blob.size <= upload.part_size and upload.offset == 0:
+                data = stream.read(upload.part_size)
                 stream.verify()
-                self._close(location, blob, data)
+                self._close(upload.location, blob, data)
                 return
-            offset = 0
-            while data := stream.read(chunk):
-                location = self._patch(location, offset, data)
-                offset += len(data)
+            skipped = 0
+            while skipped < upload.offset:  # hashed again, not sent again
+                skipped += len(stream.read(min(upload.part_size, upload.offset - skipped)))
+            self.progress.advance(blob.digest, skipped)
+            while data := stream.read(upload.part_size):
+                upload.location = self._patch(upload.location, upload.offset, data)
+                upload.offset += len(data)
+                self.store.save(self.client.base, self.client.repository, blob.digest, upload)
                 self.progress.advance(blob.digest, len(data))
             stream.verify()
-        self._close(location, blob, b"")
+        self._close(upload.location, blob, b"")
+        self.store.forget(self.client.base, self.client.repository, blob.digest)
+
+    def _chunked_session(self, blob: Blob) -> Upload:
+        """The kept chunked session, if the registry still has it, else a new one."""
+        base, repository = self.client.base, self.client.repository
+        kept = self.store.load(base, repository, blob.digest)
+        if kept and kept.kind == "chunked" and kept.size == blob.size:
+            answer = self.client.request("GET", kept.location, timeout=60)
+            if answer.status_code == 204 and "Range" in answer.headers:
+                last = int(answer.headers["Range"].rpartition("-")[2])
+                # "0-0" is what registries say for no bytes as well as for one.
+                kept.offset = 0 if last == 0 and kept.offset == 0 else last + 1
+                kept.location = answer.headers.get("Location", kept.location)
+                self.progress.note(f"{blob.digest}: resuming at byte {kept.offset}")
+                return kept
+        started = self.client.request("POST", f"/v2/{repository}/blobs/uploads/", 202, timeout=60)
+        limit = started.headers.get("OCI-Chunk-Max-Length")
+        chunk = self.chunk_size or min(int(limit or DEFAULT_CHUNK), DEFAULT_CHUNK)
+        upload = Upload(started.headers["Location"], chunk, 0, blob.size, kind="chunked")
+        if blob.size > chunk:
+            self.store.save(base, repository, blob.digest, upload)
+        return upload
 
     def _patch(self, location: str, offset: int, data: bytes) -> str:
         headers = {

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import subprocess
 from pathlib import Path
 
-from tests.images import Image, image_layout, make_image, random_layer
+from tests.images import (
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    Image,
+    image_layout,
+    make_image,
+    random_layer,
+    sha256,
+    write_layout,
+)
 from tests.integration.conftest import ROOT, Registry, skopeo
+
+MIB = 1024 * 1024
 
 
 def small_image(seed: str, layers: int = 2) -> Image:
@@ -55,6 +67,39 @@ def pulled_manifest(registry: Registry, reference: str) -> dict:
 
 
 def diff_ids(layers: list[bytes]) -> list[str]:
-    import hashlib
-
     return ["sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest() for layer in layers]
+
+
+def generated_layout(path: Path, layer_sizes: list[int]) -> tuple[Path, bytes]:
+    """An OCI layout of uncompressible layers of these sizes, streamed to disk."""
+    blob_dir = path / "blobs" / "sha256"
+    blob_dir.mkdir(parents=True)
+    descriptors = []
+    block = os.urandom(4 * MIB)
+    for index, size in enumerate(layer_sizes):
+        hasher, staging = hashlib.sha256(), path / "staging"
+        with staging.open("wb") as out:
+            for offset in range(0, size, len(block)):
+                piece = (index, offset).__repr__().encode().ljust(32) + block[32:]
+                piece = piece[: min(len(block), size - offset)]
+                out.write(piece)
+                hasher.update(piece)
+        staging.rename(blob_dir / hasher.hexdigest())
+        descriptors.append(
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": f"sha256:{hasher.hexdigest()}",
+                "size": size,
+            }
+        )
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": str(block[:8])}).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+            "layers": descriptors,
+        }
+    ).encode()
+    write_layout(path, [config], manifest, OCI_MANIFEST, "v1")
+    return path, manifest

@@ -19,7 +19,12 @@ import requests
 from chalicelib.local.stack import free_port
 from tests.images import make_image, random_layer
 from tests.integration.conftest import ADMIN, ADMIN_PASSWORD, ROOT, Registry, require_tool
-from tests.integration.push_helpers import layout_of, pull_layout, small_image, stratus_push
+from tests.integration.push_helpers import (
+    layout_of,
+    pull_layout,
+    small_image,
+    stratus_push,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -5,17 +5,18 @@ S3 stand-in (moto) in this process, whose every UploadPart request is counted as
 the server's own record of what the client sent, not the client's word. A push of a
 multi-layer image is killed (SIGKILL) once some parts are in, then run again.
 
-40 MB in `make test`; 1 GB with STRATUS_TEST_LARGE=1 (`make test-large`).
+40 MB in `make test`; 1 GB with STRATUS_TEST_LARGE=1 (`make test-large`). And the same for
+the standard chunked upload (a registry without the extension), counted in its access log.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -30,9 +31,8 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from chalicelib.local.stack import free_port
-from tests.images import OCI_CONFIG, OCI_MANIFEST, sha256, write_layout
 from tests.integration.conftest import ROOT, Registry, _start, _stop
-from tests.integration.push_helpers import pull_layout, stratus_push
+from tests.integration.push_helpers import generated_layout, pull_layout, stratus_push
 
 pytestmark = pytest.mark.integration
 
@@ -111,41 +111,6 @@ def counted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry
     yield started, log
     _stop(started)
     moto.stop()
-
-
-def generated_layout(path: Path, layer_sizes: list[int]) -> tuple[Path, bytes]:
-    """An OCI layout of uncompressible layers of these sizes, streamed to disk."""
-    blob_dir = path / "blobs" / "sha256"
-    blob_dir.mkdir(parents=True)
-    descriptors = []
-    block = os.urandom(4 * MIB)
-    for index, size in enumerate(layer_sizes):
-        hasher, staging = hashlib.sha256(), path / "staging"
-        with staging.open("wb") as out:
-            for offset in range(0, size, len(block)):
-                piece = (index, offset).__repr__().encode().ljust(32) + block[32:]
-                piece = piece[: min(len(block), size - offset)]
-                out.write(piece)
-                hasher.update(piece)
-        staging.rename(blob_dir / hasher.hexdigest())
-        descriptors.append(
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": f"sha256:{hasher.hexdigest()}",
-                "size": size,
-            }
-        )
-    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": str(block[:8])}).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": descriptors,
-        }
-    ).encode()
-    write_layout(path, [config], manifest, OCI_MANIFEST, "v1")
-    return path, manifest
 
 
 def kept_uploads(state: Path) -> list[dict[str, Any]]:
@@ -247,3 +212,74 @@ def test_push_resumes_without_resending_finished_parts(
     served = requests.get(f"{registry.url}/v2/{repository}/manifests/v1", timeout=30)
     assert served.content == manifest
     pull_layout(registry.host, f"{repository}:v1", tmp_path / "back")  # checks every digest
+
+
+@pytest.fixture(scope="module")
+def logged_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A registry without the extension, with the stage's body limit and its access log on:
+    (host, log)."""
+    work = tmp_path_factory.mktemp("logged")
+    port, log = free_port(), work / "access.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env.update(
+        {
+            "PORT": str(port),
+            "STRATUS_DATA_DIR": str(work / "data"),
+            "STRATUS_MAX_REQUEST_BYTES": "4500000",
+            "STRATUS_DIRECT_UPLOADS": "0",
+        }
+    )
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.local"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except requests.ConnectionError:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}", log
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_chunked_push_resumes_at_the_registrys_offset_without_resending_chunks(
+    logged_registry: tuple[str, Path], tmp_path: Path
+) -> None:
+    host, log = logged_registry
+    chunk, size = 1024 * 1024, 40 * 1024 * 1024
+    layout, manifest = generated_layout(tmp_path / "layout", [size])
+    state = tmp_path / "state"
+    destination = f"{host}/chunked/resumed:v1"
+    options = ["--chunk-size", str(chunk), "--jobs", "1"]
+    command = [str(ROOT / "bin" / "stratus"), "push", "--plain-http", "--quiet", *options]
+    env = {**os.environ, "STRATUS_PUSH_STATE": str(state)}
+    first = subprocess.Popen([*command, f"oci:{layout}:v1", destination], env=env)
+    location = ""
+    deadline = time.monotonic() + 120
+    while first.poll() is None:
+        assert time.monotonic() < deadline
+        kept = [u for u in kept_uploads(state) if u["kind"] == "chunked"]
+        if kept and 4 * chunk <= kept[0]["offset"] < size // 2:
+            location = kept[0]["location"]
+            first.kill()
+        time.sleep(0.01)
+    assert first.returncode == -signal.SIGKILL, "the push finished before it could be killed"
+
+    second = stratus_push(
+        f"oci:{layout}:v1", destination, *options, env={"STRATUS_PUSH_STATE": str(state)}
+    )
+    assert second.returncode == 0, second.stderr
+    upload_path = location.split("?")[0]
+    patches = [
+        line
+        for line in log.read_text().splitlines()
+        if f'"PATCH {upload_path}' in line and '" 202 ' in line
+    ]
+    chunks = -(-size // chunk)
+    assert len(patches) == chunks  # every chunk accepted once, in the one session
+    served = requests.get(f"http://{host}/v2/chunked/resumed/manifests/v1", timeout=30)
+    assert served.content == manifest
