@@ -7,11 +7,10 @@ from __future__ import annotations
 import http.client
 import os
 import socket
-from pathlib import Path
+from typing import BinaryIO, cast
 from urllib.parse import quote, urlsplit
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
-COPY_SIZE = 1024 * 1024
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -38,8 +37,8 @@ def connection(docker_host: str | None = None, timeout: float = 300) -> http.cli
     raise ValueError(f"DOCKER_HOST {host!r}: only unix:// and tcp:// (without TLS) are spoken")
 
 
-def save_image(image: str, destination: Path, docker_host: str | None = None) -> None:
-    """Write the engine's `docker save` tar of `image` to `destination`."""
+def export(image: str, docker_host: str | None = None) -> BinaryIO:
+    """The engine's `docker save` tar of `image`, as a stream (closing it ends the request)."""
     from .sources import SourceError
 
     try:
@@ -50,8 +49,6 @@ def save_image(image: str, destination: Path, docker_host: str | None = None) ->
         raise SourceError(f"docker-daemon: cannot reach the Docker engine: {error}") from error
     if answer.status != 200:
         detail = answer.read().decode(errors="replace").strip()
+        conn.close()
         raise SourceError(f"docker-daemon:{image}: engine answered {answer.status}: {detail}")
-    with destination.open("wb") as out:
-        while chunk := answer.read(COPY_SIZE):
-            out.write(chunk)
-    conn.close()
+    return cast(BinaryIO, answer)

@@ -5,10 +5,11 @@
 | `oci:DIR[:TAG]`, `dir:DIR` | blob files, read in place |
 | `oci-archive:FILE.tar` | blobs read in place inside the (uncompressed) tar |
 | `docker-archive:FILE.tar[:IMAGE]` | layers read in place inside the tar; uncompressed layers
-  gzip-compressed on the fly, twice (once for the digest, once to send): no copy |
-| `docker-daemon:IMAGE` | `GET /images/{name}/get` from the Docker Engine API, saved to one
-  temporary file (the manifest comes last in that stream, so it cannot be pushed as it
-  arrives), then read as a docker-archive |
+  gzip-compressed on the fly, twice (once for the digest, once to send): no copy. A gzipped
+  tar (`docker save | gzip`) is streamed twice instead, as the engine's export is |
+| `docker-daemon:IMAGE` | `GET /images/{name}/get` from the Docker Engine API, streamed twice:
+  once to learn the manifest (it comes last) and every layer's digest and size (which a
+  direct upload must declare first), once to push: no copy, at the cost of a second export |
 | `containers-storage:IMAGE` | `skopeo copy` into a temporary OCI layout (containers/storage
   keeps layers unpacked: some tool must pack them) |
 """
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import posixpath
@@ -82,6 +84,7 @@ class Source:
     children: list[Manifest]
     top: Manifest
     notes: list[str] = field(default_factory=list)  # e.g. where a temporary copy was made
+    sequential: bool = False  # blobs readable only one at a time, in `blobs` order
 
 
 def split_reference(name: str) -> tuple[str, str]:
@@ -250,7 +253,7 @@ def _docker_layer(archive: _Tar, name: str) -> tuple[Blob, str]:
     return Blob(digest, size, compressed), DOCKER_LAYER_GZIP
 
 
-def _docker_entry(entries: list[dict[str, Any]], image: str | None, where: str) -> dict[str, Any]:
+def docker_entry(entries: list[dict[str, Any]], image: str | None, where: str) -> dict[str, Any]:
     if image is None:
         if len(entries) != 1:
             tags = [t for e in entries for t in e.get("RepoTags") or []]
@@ -267,27 +270,31 @@ def _docker_entry(entries: list[dict[str, Any]], image: str | None, where: str) 
     raise SourceError(f"{where}: no image {image!r}")
 
 
-def read_docker_archive(path: Path, image: str | None = None) -> Source:
-    """A `docker save` tar (skopeo `docker-archive:`): a schema 2 manifest is made for it."""
-    archive = _Tar(path)
-    entries = json.loads(archive.read("manifest.json"))
-    entry = _docker_entry(entries, image, str(path))
-    config_body = archive.read(entry["Config"])
-    config_digest = "sha256:" + hashlib.sha256(config_body).hexdigest()
-    blobs = {config_digest: archive.blob(entry["Config"], config_digest)}
-    layers: list[dict[str, Any]] = []
-    for name in entry["Layers"]:
-        blob, media_type = _docker_layer(archive, name)
-        blobs[blob.digest] = blob
-        layers.append({"mediaType": media_type, "size": blob.size, "digest": blob.digest})
+def docker_source(config: Blob, config_body: bytes, layers: list[Blob]) -> Source:
+    """A `docker save` image as pushed: its config, its gzip layers, a schema 2 manifest."""
+    blobs = {config.digest: config, **{layer.digest: layer for layer in layers}}
     manifest = {
         "schemaVersion": 2,
         "mediaType": DOCKER_MANIFEST,
-        "config": {"mediaType": DOCKER_CONFIG, "size": len(config_body), "digest": config_digest},
-        "layers": layers,
+        "config": {"mediaType": DOCKER_CONFIG, "size": len(config_body), "digest": config.digest},
+        "layers": [
+            {"mediaType": DOCKER_LAYER_GZIP, "size": layer.size, "digest": layer.digest}
+            for layer in layers
+        ],
     }
     body = json.dumps(manifest, indent=3).encode()
     return Source(blobs, [], Manifest(body, DOCKER_MANIFEST))
+
+
+def read_docker_archive(path: Path, image: str | None = None) -> Source:
+    """A `docker save` tar (skopeo `docker-archive:`), read in place."""
+    archive = _Tar(path)
+    entries = json.loads(archive.read("manifest.json"))
+    entry = docker_entry(entries, image, str(path))
+    config_body = archive.read(entry["Config"])
+    config_digest = "sha256:" + hashlib.sha256(config_body).hexdigest()
+    layers = [_docker_layer(archive, name)[0] for name in entry["Layers"]]
+    return docker_source(archive.blob(entry["Config"], config_digest), config_body, layers)
 
 
 def _via_skopeo(reference: str, scratch: Path) -> Path:
@@ -331,18 +338,33 @@ def _read(transport: str, rest: str, scratch: Path) -> Source:
         return read_oci_layout(*_path_and_tag(rest))
     if transport == "oci-archive":
         return read_oci_archive(*_path_and_tag(rest))
+    from . import tarstream  # it builds on this module
+
     if transport == "docker-archive":
-        return read_docker_archive(*_archive_and_image(rest))
+        path, image = _archive_and_image(rest)
+        if _is_compressed(path):
+            return tarstream.read_docker_stream(lambda: _decompressed(path), image, str(path))
+        return read_docker_archive(path, image)
     if transport == "docker-daemon":
-        saved = scratch / "docker-save.tar"
-        engine.save_image(rest, saved)
-        source = read_docker_archive(saved, None)
-        source.notes.append(f"docker-daemon: saved to a temporary file ({saved.stat().st_size} B)")
-        return source
+        return tarstream.read_docker_stream(
+            lambda: engine.export(rest), None, f"docker-daemon:{rest}"
+        )
     layout = _via_skopeo(rest, scratch)
     source = read_oci_layout(layout, "image")
     source.notes.append("containers-storage: packed by skopeo into a temporary OCI layout")
     return source
+
+
+def _is_compressed(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(2) == b"\x1f\x8b"
+    except OSError as error:
+        raise SourceError(f"{path}: {error}") from error
+
+
+def _decompressed(path: Path) -> BinaryIO:
+    return cast(BinaryIO, gzip.open(path, "rb"))
 
 
 def _archive_and_image(rest: str) -> tuple[Path, str | None]:

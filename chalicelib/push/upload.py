@@ -82,8 +82,11 @@ class Pusher:
         for blob in source.blobs.values():
             self.progress.add(blob.digest, blob.size)
         ordered = sorted(source.blobs.values(), key=lambda b: b.size)
+        blob_jobs = self.jobs
+        if source.sequential:  # a stream: one blob after another, in the stream's order
+            ordered, blob_jobs = list(source.blobs.values()), 1
         try:
-            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="blob") as pool:
+            with ThreadPoolExecutor(max_workers=blob_jobs, thread_name_prefix="blob") as pool:
                 for done in [pool.submit(self.push_blob, blob) for blob in ordered]:
                     done.result()
         finally:

@@ -3,6 +3,7 @@ podman's storage, a (fake) Docker engine, OCI layouts with multi-arch indexes.""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -11,7 +12,9 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
@@ -147,12 +150,13 @@ class _UnixHTTPServer(ThreadingHTTPServer):
         self.server_name, self.server_port = "localhost", 0
 
 
-def _fake_engine(sock: Path, images: dict[str, Path]) -> ThreadingHTTPServer:
+def _fake_engine(sock: Path, images: dict[str, Path], asked: list[str]) -> ThreadingHTTPServer:
     """The one Docker Engine API call `docker-daemon:` makes: GET /images/{name}/get."""
 
     class Engine(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             name = unquote(self.path.removeprefix("/images/").removesuffix("/get"))
+            asked.append(name)
             if name not in images:
                 body = json.dumps({"message": f"No such image: {name}"}).encode()
                 self.send_response(404)
@@ -165,6 +169,8 @@ def _fake_engine(sock: Path, images: dict[str, Path]) -> ThreadingHTTPServer:
             self.end_headers()  # streamed without a length, as the engine does
             with images[name].open("rb") as tar:
                 shutil.copyfileobj(tar, self.wfile)
+            self.wfile.flush()
+            time.sleep(0.3)  # a slow end: a client saving the stream holds it all meanwhile
 
         def log_message(self, *args: object) -> None:
             pass
@@ -172,31 +178,62 @@ def _fake_engine(sock: Path, images: dict[str, Path]) -> ThreadingHTTPServer:
     return _UnixHTTPServer(str(sock), Engine)  # type: ignore[arg-type]
 
 
+@dataclass
+class Engine:
+    sock: Path
+    images: dict[str, Path]
+    asked: list[str]
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[tuple[Path, dict[str, Path]]]:
-    sock = tmp_path / "docker.sock"
-    images: dict[str, Path] = {}
-    server = _fake_engine(sock, images)
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A fake Docker engine on a unix socket: its socket, its images, the names asked for."""
+    fake = Engine(tmp_path / "docker.sock", {}, [])
+    server = _fake_engine(fake.sock, fake.images, fake.asked)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield sock, images
+    yield fake
     server.shutdown()
 
 
-def test_push_from_the_docker_engine_over_its_socket(
-    registry: Registry, tmp_path: Path, engine: tuple[Path, dict[str, Path]]
+@contextlib.contextmanager
+def _largest_size_under(folder: Path) -> Iterator[list[int]]:
+    """The most bytes of files under `folder` at any moment while the block runs."""
+    largest, running = [0], threading.Event()
+    running.set()
+
+    def watch() -> None:
+        while running.is_set():
+            total = 0
+            for found in folder.rglob("*"):
+                with contextlib.suppress(OSError):  # removed since it was listed
+                    total += found.stat().st_size if found.is_file() else 0
+            largest[0] = max(largest[0], total)
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    yield largest
+    running.clear()
+    watcher.join()
+
+
+def test_push_streams_from_the_docker_engine_without_a_temporary_copy(
+    registry: Registry, tmp_path: Path, engine: Engine
 ) -> None:
-    sock, images = engine
     image = small_image("daemon", layers=2)
-    images["demo/app:v1"] = tmp_path / "saved.tar"
-    skopeo(
-        "copy",
-        f"oci:{layout_of(tmp_path, image)}:v1",
-        f"docker-archive:{tmp_path / 'saved.tar'}:demo/app:v1",
-    )
-    env = {"DOCKER_HOST": f"unix://{sock}"}
-    done = stratus_push("docker-daemon:demo/app:v1", f"{registry.host}/src/daemon:v1", env=env)
+    saved = tmp_path / "saved.tar"
+    layout = layout_of(tmp_path, image)
+    skopeo("copy", f"oci:{layout}:v1", f"docker-archive:{saved}:demo/app:v1")
+    engine.images["demo/app:v1"] = saved
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {"DOCKER_HOST": f"unix://{engine.sock}", "TMPDIR": str(scratch)}
+    with _largest_size_under(scratch) as largest:
+        done = stratus_push("docker-daemon:demo/app:v1", f"{registry.host}/src/daemon:v1", env=env)
     assert done.returncode == 0, done.stderr
+    assert engine.asked == ["demo/app:v1", "demo/app:v1"]  # learn, then push
+    assert largest == [0]  # nothing of the image was written to a temporary file
     back = pull_layout(registry.host, "src/daemon:v1", tmp_path / "back")
     manifest = pulled_manifest(registry, "src/daemon:v1")
     layers = [
@@ -206,11 +243,24 @@ def test_push_from_the_docker_engine_over_its_socket(
     assert diff_ids(layers) == diff_ids(image.layers)
 
 
-def test_push_of_an_image_the_engine_lacks_exits_3_naming_it(
-    registry: Registry, engine: tuple[Path, dict[str, Path]]
+def test_push_of_a_gzipped_docker_archive_gives_the_same_image(
+    registry: Registry, tmp_path: Path
 ) -> None:
-    sock, _ = engine
-    env = {"DOCKER_HOST": f"unix://{sock}"}
+    image = small_image("gzipped", layers=2)
+    saved = tmp_path / "saved.tar"
+    skopeo("copy", f"oci:{layout_of(tmp_path, image)}:v1", f"docker-archive:{saved}:demo/gz:v1")
+    plain = stratus_push(f"docker-archive:{saved}", f"{registry.host}/src/plain:v1")
+    packed = tmp_path / "saved.tar.gz"
+    packed.write_bytes(gzip.compress(saved.read_bytes()))
+    streamed = stratus_push(f"docker-archive:{packed}", f"{registry.host}/src/gz:v1")
+    assert plain.returncode == 0 and streamed.returncode == 0, plain.stderr + streamed.stderr
+    assert plain.stdout.split()[-1] == streamed.stdout.split()[-1]  # the same manifest digest
+
+
+def test_push_of_an_image_the_engine_lacks_exits_3_naming_it(
+    registry: Registry, engine: Engine
+) -> None:
+    env = {"DOCKER_HOST": f"unix://{engine.sock}"}
     done = stratus_push("docker-daemon:nope:v9", f"{registry.host}/src/nope:v1", env=env)
     assert done.returncode == 3
     assert "No such image: nope:v9" in done.stderr
