@@ -189,7 +189,10 @@ class _ShallowTables:
         return getattr(copy, name)
 
 
-def _record_touched_items(backend: Any, transact_items: list[dict[str, Any]], undo: Any) -> None:
+def _record_touched_items(
+    backend: Any, transact_items: list[dict[str, Any]], undo: _UndoLog
+) -> None:
+    """Note each item a transaction names before moto touches any of them."""
     for entry in transact_items:
         if len(entry) != 1:
             continue  # moto refuses it before writing anything
