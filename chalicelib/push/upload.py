@@ -175,8 +175,16 @@ class Pusher:
                     break
             for future in futures:
                 future.result()
-            stream.verify()
+            try:
+                stream.verify()
+            except SourceError:
+                self._abandon(blob, upload)  # its parts hold the wrong bytes
+                raise
         self._complete(blob, upload)
+
+    def _abandon(self, blob: Blob, upload: Upload) -> None:
+        self.store.forget(self.client.base, self.client.repository, blob.digest)
+        self.client.request("DELETE", upload.location, timeout=60)
 
     def _resume_or_start(self, blob: Blob) -> Upload:
         base, repository = self.client.base, self.client.repository
@@ -234,6 +242,11 @@ class Pusher:
         done = self.client.request(
             "PUT", upload.location, params={"digest": blob.digest}, json={"parts": parts}
         )
+        if done.status_code not in (201, 202):
+            # A retried PUT whose first try went through (a 504 while the function ran on)
+            # finds the upload completed: its location tells how that ended.
+            status = self.client.request("GET", upload.location, timeout=60)
+            done = status if status.status_code in (201, 202) else done
         while done.status_code == 202:  # a large blob: the registry verifies it meanwhile
             time.sleep(float(done.headers.get("Retry-After") or 2))
             done = self.client.request("GET", upload.location, timeout=60)
@@ -294,8 +307,18 @@ class Pusher:
             "Content-Type": "application/octet-stream",
             "Content-Range": f"{offset}-{offset + len(data) - 1}",
         }
-        answer = self.client.request("PATCH", location, 202, data=data, headers=headers)
+        answer = self.client.request("PATCH", location, data=data, headers=headers)
+        if answer.status_code == 416 and self._acked(location) == offset + len(data):
+            return location  # a retried chunk whose first try went through
+        if answer.status_code != 202:
+            raise PushError(describe(answer))
         return str(answer.headers["Location"])
+
+    def _acked(self, location: str) -> int | None:
+        """The bytes the registry holds for an upload session (its `Range`), if it says."""
+        answer = self.client.request("GET", location, timeout=60)
+        last = answer.headers.get("Range", "").rpartition("-")[2]
+        return int(last) + 1 if answer.status_code == 204 and last.isdigit() else None
 
     def _close(self, location: str, blob: Blob, data: bytes) -> None:
         separator = "&" if "?" in location else "?"

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 from tests.images import (
@@ -22,6 +23,8 @@ from tests.images import (
 from tests.integration.conftest import ROOT, Registry, skopeo
 
 MIB = 1024 * 1024
+# Where tests' pushes keep their state unless a test names its own: never the user's cache.
+STATE = tempfile.mkdtemp(prefix="stratus-push-state-")
 
 
 def small_image(seed: str, layers: int = 2) -> Image:
@@ -49,7 +52,7 @@ def stratus_push(
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "STRATUS_PUSH_STATE": STATE, **(env or {})},
     )
 
 

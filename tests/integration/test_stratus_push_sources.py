@@ -273,12 +273,15 @@ def test_push_refuses_a_blob_that_does_not_match_its_digest(
     layout = layout_of(tmp_path, image)
     layer = layout / "blobs" / "sha256" / sha256(image.layers[0]).split(":")[1]
     layer.write_bytes(layer.read_bytes()[:-1] + b"!")
-    done = stratus_push(f"oci:{layout}:v1", f"{registry.host}/src/corrupt:v1")
+    state = tmp_path / "state"
+    env = {"STRATUS_PUSH_STATE": str(state)}
+    done = stratus_push(f"oci:{layout}:v1", f"{registry.host}/src/corrupt:v1", env=env)
     assert done.returncode == 3, done.stderr
     assert "the source changed or is corrupt" in done.stderr
     head = requests.head(f"{registry.url}/v2/src/corrupt/blobs/{sha256(image.layers[0])}")
     assert head.status_code == 404
     assert requests.get(f"{registry.url}/v2/src/corrupt/manifests/v1").status_code == 404
+    assert list(state.glob("*.json")) == []  # the upload is abandoned, not kept to resume
 
 
 def test_push_skips_blobs_the_registry_already_has(registry: Registry, tmp_path: Path) -> None:

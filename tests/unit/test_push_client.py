@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import io
 import json
 import threading
@@ -181,3 +182,69 @@ def test_on_the_fly_gzip_is_reproducible_and_lossless() -> None:
     first = Gzipped(io.BytesIO(data)).read()
     second = Gzipped(io.BytesIO(data)).read()
     assert first == second and gzip.decompress(first) == data and len(first) < len(data)
+
+
+class _GatewayLosesAnswers(BaseHTTPRequestHandler):
+    """A registry behind a gateway that answers 504 to every first PATCH of a chunk, after
+    the registry took it (as API Gateway does when the function outlives 29 s)."""
+
+    received = bytearray()
+    patches: list[int] = []
+    done: list[str] = []
+
+    def _answer(self, status: int, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in {**headers, "Content-Length": "0"}.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def do_HEAD(self) -> None:
+        self._answer(404, {})
+
+    def do_POST(self) -> None:
+        self._answer(202, {"Location": "/v2/app/blobs/uploads/1"})
+
+    def do_PATCH(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        start = int(self.headers["Content-Range"].split("-")[0])
+        self.patches.append(start)
+        if start != len(self.received):
+            self._answer(416, {})
+            return
+        self.received += body
+        self._answer(504, {})  # taken, but the answer is lost
+
+    def do_GET(self) -> None:
+        self._answer(204, {"Range": f"0-{len(self.received) - 1}", "Location": self.path})
+
+    def do_PUT(self) -> None:
+        self.done.append(self.path)
+        self._answer(201, {})
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_chunk_whose_answer_was_lost_is_not_sent_twice(tmp_path: Path) -> None:
+    from chalicelib.push.sources import Blob
+    from chalicelib.push.state import Store
+    from chalicelib.push.transport import Client
+    from chalicelib.push.upload import Pusher
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _GatewayLosesAnswers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    data = bytes(range(256)) * 40
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    client = Client(f"http://127.0.0.1:{server.server_address[1]}", "app", None, FAST)
+    pusher = Pusher(
+        client, Progress("quiet"), Store(tmp_path), direct=False, chunk_size=4096, jobs=1
+    )
+    pusher.progress.add(digest, len(data))
+    try:
+        pusher.push_standard(Blob(digest, len(data), lambda: io.BytesIO(data)))
+    finally:
+        server.shutdown()
+    assert bytes(_GatewayLosesAnswers.received) == data
+    # Each chunk: sent, 504, retried at the same offset, 416, then the registry's Range.
+    assert _GatewayLosesAnswers.patches == [0, 0, 4096, 4096, 8192, 8192]
+    assert _GatewayLosesAnswers.done == [f"/v2/app/blobs/uploads/1?digest={digest}"]
