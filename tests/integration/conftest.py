@@ -238,6 +238,30 @@ def small_page_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Re
     _stop(started)
 
 
+def admin_cli(registry: Registry, *args: str, stdin: str = "") -> str:
+    """`bin/stratus admin` as the bootstrap admin against `registry`; its output."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chalicelib.admin",
+            "--registry",
+            registry.url,
+            "--user",
+            ADMIN,
+            *args,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "STRATUS_PASSWORD": ADMIN_PASSWORD},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def skopeo(*args: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
     """Run skopeo (required in CI); with `check`, fail the test on a non-zero exit."""
     done = subprocess.run(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import oras.client
@@ -14,33 +13,15 @@ import pytest
 import requests
 
 from tests.images import Image, image_layout, make_image, random_layer, sha256
-from tests.integration.conftest import ADMIN, ADMIN_PASSWORD, ROOT, Registry, require_tool, skopeo
+from tests.integration.conftest import (
+    Registry,
+    admin_cli,
+    require_tool,
+    skopeo,
+)
 
 pytestmark = pytest.mark.integration
 PASSWORD = "password-1234"
-
-
-def admin_cli(registry: Registry, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chalicelib.admin",
-            "--registry",
-            registry.url,
-            "--user",
-            ADMIN,
-            *args,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "STRATUS_PASSWORD": ADMIN_PASSWORD},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +31,10 @@ def accounts(auth_registry: Registry) -> dict[str, str]:
     for user in ("dev", "lead", "outsider"):
         admin_cli(auth_registry, "create-user", user, "--password-stdin", stdin=PASSWORD + "\n")
     admin_cli(auth_registry, "create-org", "team", "--owner", "lead")
-    robot = json.loads(admin_cli(auth_registry, "create-robot", "team", "ci").stdout)
+    robot = json.loads(admin_cli(auth_registry, "create-robot", "team", "ci"))
     admin_cli(auth_registry, "grant", "team/", "team+ci", "write")
     admin_cli(auth_registry, "grant", "team/app", "dev", "write")
-    listed = json.loads(admin_cli(auth_registry, "permissions", "team/app").stdout)
+    listed = json.loads(admin_cli(auth_registry, "permissions", "team/app"))
     assert listed["permissions"] == {"dev": "write"}
     return {"dev": PASSWORD, "outsider": PASSWORD, robot["name"]: robot["token"]}
 

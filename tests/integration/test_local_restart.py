@@ -16,7 +16,15 @@ from pathlib import Path
 import requests
 
 from tests.images import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, sha256
-from tests.integration.conftest import ADMIN, ADMIN_PASSWORD, ROOT, Registry, _start, _stop
+from tests.integration.conftest import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    ROOT,
+    Registry,
+    _start,
+    _stop,
+    admin_cli,
+)
 
 CHUNK = 5 * 1024 * 1024 + 4096  # over S3's part minimum: a multipart upload
 
@@ -181,29 +189,6 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
         _stop(second)
 
 
-def _admin(registry: Registry, *args: str, stdin: str = "") -> str:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chalicelib.admin",
-            "--registry",
-            registry.url,
-            "--user",
-            ADMIN,
-            *args,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "STRATUS_PASSWORD": ADMIN_PASSWORD},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _token(registry: Registry, user: str, password: str, scope: str) -> requests.Response:
     return requests.get(
         f"{registry.url}/v2/auth",
@@ -224,9 +209,9 @@ def test_accounts_grants_and_signing_key_survive_a_restart(tmp_path: Path) -> No
     scope = "repository:shop/app:pull,push"
     first = _start(tmp_path, "auth-before", env)
     try:
-        _admin(first, "create-user", "dev", "--password-stdin", stdin=password + "\n")
-        _admin(first, "create-org", "shop", "--owner", ADMIN)
-        _admin(first, "grant", "shop/app", "dev", "write")
+        admin_cli(first, "create-user", "dev", "--password-stdin", stdin=password + "\n")
+        admin_cli(first, "create-org", "shop", "--owner", ADMIN)
+        admin_cli(first, "grant", "shop/app", "dev", "write")
         answer = _token(first, "dev", password, scope)
         assert answer.status_code == 200, answer.text
         token = answer.json()["token"]
@@ -240,7 +225,7 @@ def test_accounts_grants_and_signing_key_survive_a_restart(tmp_path: Path) -> No
             timeout=60,
         )
         assert tags.status_code == 404, tags.text  # the old token is valid: no such repo yet
-        assert json.loads(_admin(second, "permissions", "shop/app"))["permissions"] == {
+        assert json.loads(admin_cli(second, "permissions", "shop/app"))["permissions"] == {
             "dev": "write"
         }
         assert _token(second, "dev", password, scope).status_code == 200
