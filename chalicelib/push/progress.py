@@ -38,6 +38,7 @@ class Progress:
         self._lock = threading.Lock()
         self._last = 0.0
         self._drawn = 0
+        self.sent = 0  # bytes this run sent (not skipped, mounted or found)
 
     @classmethod
     def choose(cls, quiet: bool, stream: TextIO | None = None) -> Progress:
@@ -50,11 +51,20 @@ class Progress:
         with self._lock:
             self.tasks[digest] = _Task(_short(digest), total)
 
-    def advance(self, digest: str, amount: int) -> None:
+    def advance(self, digest: str, amount: int, *, sent: bool = True) -> None:
+        """`amount` more bytes of the blob done; `sent` False for parts sent by an earlier
+        run (they count toward the bar, not the rate)."""
         with self._lock:
             self.tasks[digest].done += amount
             self.tasks[digest].state = "pushing"
+            self.sent += amount if sent else 0
             self._maybe_draw(force=False)
+
+    def mark(self, digest: str, state: str) -> None:
+        """A blob's state while no bytes move (e.g. verifying: the registry checks it)."""
+        with self._lock:
+            self.tasks[digest].state = state
+            self._maybe_draw(force=True)
 
     def finish(self, digest: str, state: str) -> None:
         """`state`: pushed, exists (already in the registry), mounted or resumed."""
@@ -71,6 +81,9 @@ class Progress:
                 self._write(message + "\n")
                 self._drawn = 0
 
+    def _rate(self) -> float:
+        return _rate(self.sent, self.started)
+
     def _totals(self) -> tuple[int, int]:
         return sum(t.done for t in self.tasks.values()), sum(t.total for t in self.tasks.values())
 
@@ -82,13 +95,13 @@ class Progress:
         elif self.mode == "plain" and now - self._last >= self.interval:
             self._last = now
             done, total = self._totals()
-            rate = _rate(done, self.started)
-            self._write(f"pushed {done / 1e6:.1f} of {total / 1e6:.1f} MB, {rate:.1f} MB/s\n")
+            rate = self._rate()
+            self._write(f"{done / 1e6:.1f} of {total / 1e6:.1f} MB done, sending {rate:.1f} MB/s\n")
 
     def _draw_tty(self) -> None:
         lines = [self._bar(t.label, t.done, t.total, t.state) for t in self.tasks.values()]
         done, total = self._totals()
-        lines.append(self._bar("total", done, total, f"{_rate(done, self.started):.1f} MB/s"))
+        lines.append(self._bar("total", done, total, f"{self._rate():.1f} MB/s"))
         up = f"\x1b[{self._drawn}F" if self._drawn else ""
         self._write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
         self._drawn = len(lines)

@@ -165,7 +165,7 @@ class Pusher:
             for number in range(1, upload.part_count + 1):
                 data = stream.read(upload.part_size)
                 if number in upload.etags:
-                    self.progress.advance(blob.digest, len(data))
+                    self.progress.advance(blob.digest, len(data), sent=False)
                     continue
                 self._buffered.acquire()
                 futures.append(
@@ -180,6 +180,7 @@ class Pusher:
             except SourceError:
                 self._abandon(blob, upload)  # its parts hold the wrong bytes
                 raise
+        self.progress.mark(blob.digest, "verifying")
         self._complete(blob, upload)
 
     def _abandon(self, blob: Blob, upload: Upload) -> None:
@@ -271,7 +272,7 @@ class Pusher:
             skipped = 0
             while skipped < upload.offset:  # hashed again, not sent again
                 skipped += len(stream.read(min(upload.part_size, upload.offset - skipped)))
-            self.progress.advance(blob.digest, skipped)
+            self.progress.advance(blob.digest, skipped, sent=False)
             while data := stream.read(upload.part_size):
                 upload.location = self._patch(upload.location, upload.offset, data)
                 upload.offset += len(data)

@@ -126,7 +126,7 @@ def test_progress_in_ci_is_plain_lines_without_carriage_returns() -> None:
     text = log.getvalue()
     assert progress.mode == "plain"
     assert "\r" not in text and "\x1b" not in text
-    assert "aaaaaaaaaaaa: pushed" in text and "pushed 0.0 of 0.0 MB" in text
+    assert "aaaaaaaaaaaa: pushed" in text and "0.0 of 0.0 MB done" in text
 
 
 def test_progress_on_a_terminal_draws_a_bar_per_layer_and_a_total() -> None:
@@ -248,3 +248,16 @@ def test_a_chunk_whose_answer_was_lost_is_not_sent_twice(tmp_path: Path) -> None
     # Each chunk: sent, 504, retried at the same offset, 416, then the registry's Range.
     assert _GatewayLosesAnswers.patches == [0, 0, 4096, 4096, 8192, 8192]
     assert _GatewayLosesAnswers.done == [f"/v2/app/blobs/uploads/1?digest={digest}"]
+
+
+def test_progress_rate_counts_only_what_this_run_sent() -> None:
+    log = io.StringIO()
+    progress = Progress.choose(False, log)
+    progress.interval = 0
+    progress.add("sha256:" + "a" * 64, 3_000_000)
+    progress.add("sha256:" + "b" * 64, 5_000_000)
+    progress.advance("sha256:" + "a" * 64, 2_000_000, sent=False)  # sent before a restart
+    progress.advance("sha256:" + "a" * 64, 1_000_000)
+    progress.finish("sha256:" + "b" * 64, "mounted")
+    assert progress.sent == 1_000_000
+    assert log.getvalue().splitlines()[-1].startswith("8.0 of 8.0 MB done")
