@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import requests
+
 from . import credentials
 from .progress import Progress
 from .sources import SourceError, open_source
@@ -103,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(3, str(error))
     except PushError as error:
         return _fail(error.exit_code, str(error))
+    except requests.RequestException as error:  # e.g. an invalid URL; not retried
+        return _fail(5, f"{type(error).__name__}: {error}")
+    except OSError as error:  # reading the source while pushing
+        return _fail(3, f"reading the source: {error}")
     except KeyboardInterrupt:
         return _fail(130, "interrupted; run the same command again to resume")
     if args.digestfile:

@@ -325,7 +325,11 @@ def open_source(name: str) -> Iterator[Source]:
     """The image `name` names, with any temporary copy removed when the push is over."""
     transport, rest = split_reference(name)
     with tempfile.TemporaryDirectory(prefix="stratus-push-") as scratch:
-        yield _read(transport, rest, Path(scratch))
+        try:
+            source = _read(transport, rest, Path(scratch))
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+            raise SourceError(f"{name}: unreadable ({type(error).__name__}: {error})") from error
+        yield source
 
 
 def _read(transport: str, rest: str, scratch: Path) -> Source:

@@ -71,7 +71,6 @@ class Pusher:
         self.direct = direct
         self._parts = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="part")
         self._buffered = threading.BoundedSemaphore(2 * jobs)  # parts held in memory at once
-        self.sent_parts: list[tuple[str, int]] = []  # (digest, part number): for tests
 
     # -- the whole image ------------------------------------------------------------------
 
@@ -87,8 +86,14 @@ class Pusher:
             ordered, blob_jobs = list(source.blobs.values()), 1
         try:
             with ThreadPoolExecutor(max_workers=blob_jobs, thread_name_prefix="blob") as pool:
-                for done in [pool.submit(self.push_blob, blob) for blob in ordered]:
-                    done.result()
+                futures = [pool.submit(self.push_blob, blob) for blob in ordered]
+                try:
+                    for done in futures:
+                        done.result()
+                except BaseException:
+                    for future in futures:  # fail fast: start no other blob
+                        future.cancel()
+                    raise
         finally:
             self._parts.shutdown(wait=True, cancel_futures=True)
         self.store.remember(self.client.base, self.client.repository, list(source.blobs))
@@ -232,7 +237,6 @@ class Pusher:
             if answer.status_code != 200:
                 raise PushError(f"part {number} of {blob.digest}: {describe(answer)}")
             upload.etags[number] = answer.headers["ETag"]
-            self.sent_parts.append((blob.digest, number))
             self.store.save(self.client.base, self.client.repository, blob.digest, upload)
             self.progress.advance(blob.digest, len(data))
         finally:

@@ -261,3 +261,15 @@ def test_progress_rate_counts_only_what_this_run_sent() -> None:
     progress.finish("sha256:" + "b" * 64, "mounted")
     assert progress.sent == 1_000_000
     assert log.getvalue().splitlines()[-1].startswith("8.0 of 8.0 MB done")
+
+
+def test_an_unreadable_source_exits_3_before_any_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib.push.cli import main
+
+    (tmp_path / "oci-layout").write_text("{}")
+    (tmp_path / "index.json").write_text('{"manifests": 5}')
+    unreachable = f"127.0.0.1:{free_port()}/x/y:v1"
+    assert main(["--plain-http", f"oci:{tmp_path}", unreachable]) == 3
+    assert "unreadable" in capsys.readouterr().err
