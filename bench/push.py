@@ -159,7 +159,8 @@ def main() -> None:
         )
         try:
             for jobs in (1, 4, 8):
-                seconds = stratus_push(layout, limited_host, f"bench/jobs{jobs}", jobs, work)
+                state = work / f"state-{jobs}"  # its own: no resumes, no mounts from others
+                seconds = stratus_push(layout, limited_host, f"bench/jobs{jobs}", jobs, state)
                 rows.append(
                     (f"`stratus push --jobs {jobs}`", "body limit 4.5 MB", total / MB / seconds)
                 )
