@@ -10,8 +10,8 @@
 | `docker-daemon:IMAGE` | `GET /images/{name}/get` from the Docker Engine API, streamed twice:
   once to learn the manifest (it comes last) and every layer's digest and size (which a
   direct upload must declare first), once to push: no copy, at the cost of a second export |
-| `containers-storage:IMAGE` | `skopeo copy` into a temporary OCI layout (containers/storage
-  keeps layers unpacked: some tool must pack them) |
+| `containers-storage:IMAGE` | `skopeo copy ... docker-archive:/dev/stdout`, streamed twice
+  like the engine's export (containers/storage keeps layers unpacked; skopeo packs them) |
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import json
 import posixpath
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,42 +297,62 @@ def read_docker_archive(path: Path, image: str | None = None) -> Source:
     return docker_source(archive.blob(entry["Config"], config_digest), config_body, layers)
 
 
-def _via_skopeo(reference: str, scratch: Path) -> Path:
-    skopeo = shutil.which("skopeo")
-    if skopeo is None:
-        raise SourceError("containers-storage: needs skopeo (apt-get install skopeo)")
-    layout = scratch / "layout"
-    done = subprocess.run(
-        [
-            skopeo,
-            "--insecure-policy",
-            "copy",
-            "--quiet",
-            "--dest-compress",
-            f"containers-storage:{reference}",
-            f"oci:{layout}:image",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise SourceError(f"containers-storage:{reference}: {done.stderr.strip()}")
-    return layout
+class _SkopeoExport(io.RawIOBase):
+    """`skopeo copy containers-storage:IMAGE docker-archive:/dev/stdout`, read as it runs:
+    containers/storage keeps layers unpacked, and skopeo packs them (byte for byte the same
+    tar each time, from the stored tar-split), so no copy is written. Its failure, such as
+    an unknown image, is raised with skopeo's own message."""
+
+    def __init__(self, reference: str) -> None:
+        skopeo = shutil.which("skopeo")
+        if skopeo is None:
+            raise SourceError("containers-storage: needs skopeo (apt-get install skopeo)")
+        self._reference = reference
+        source, destination = f"containers-storage:{reference}", "docker-archive:/dev/stdout"
+        self._process = subprocess.Popen(
+            [skopeo, "--insecure-policy", "copy", "--quiet", source, destination],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert self._process.stdout is not None
+        self._stdout = self._process.stdout
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        count = self._stdout.readinto(buffer)  # type: ignore[attr-defined]
+        if count == 0:
+            self._check()
+        return int(count or 0)
+
+    def _check(self) -> None:
+        if self._process.wait() != 0:
+            assert self._process.stderr is not None
+            message = self._process.stderr.read().decode(errors="replace").strip()
+            raise SourceError(f"containers-storage:{self._reference}: {message}")
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stdout.close()
+            if self._process.poll() is None:
+                self._process.kill()  # closed early: the second pass stops at the last blob
+            self._process.wait()
+        super().close()
 
 
 @contextlib.contextmanager
 def open_source(name: str) -> Iterator[Source]:
-    """The image `name` names, with any temporary copy removed when the push is over."""
+    """The image `name` names (a context, so that sources may hold resources)."""
     transport, rest = split_reference(name)
-    with tempfile.TemporaryDirectory(prefix="stratus-push-") as scratch:
-        try:
-            source = _read(transport, rest, Path(scratch))
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
-            raise SourceError(f"{name}: unreadable ({type(error).__name__}: {error})") from error
-        yield source
+    try:
+        source = _read(transport, rest)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+        raise SourceError(f"{name}: unreadable ({type(error).__name__}: {error})") from error
+    yield source
 
 
-def _read(transport: str, rest: str, scratch: Path) -> Source:
+def _read(transport: str, rest: str) -> Source:
     if transport == "path":
         path = Path(rest)
         return read_oci_layout(path) if (path / "oci-layout").exists() else read_dir(path)
@@ -353,10 +373,12 @@ def _read(transport: str, rest: str, scratch: Path) -> Source:
         return tarstream.read_docker_stream(
             lambda: engine.export(rest), None, f"docker-daemon:{rest}"
         )
-    layout = _via_skopeo(rest, scratch)
-    source = read_oci_layout(layout, "image")
-    source.notes.append("containers-storage: packed by skopeo into a temporary OCI layout")
-    return source
+    where = f"containers-storage:{rest}"
+    return tarstream.read_docker_stream(lambda: _export(rest), None, where)
+
+
+def _export(reference: str) -> BinaryIO:
+    return cast(BinaryIO, io.BufferedReader(_SkopeoExport(reference), 1024 * 1024))
 
 
 def _is_compressed(path: Path) -> bool:

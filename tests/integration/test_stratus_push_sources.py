@@ -112,7 +112,9 @@ def test_push_of_a_multi_arch_index_pushes_every_platform(
         assert child.content == image.manifest
 
 
-def test_push_from_podman_storage(registry: Registry, tmp_path: Path) -> None:
+def test_push_streams_from_podman_storage_without_a_temporary_copy(
+    registry: Registry, tmp_path: Path
+) -> None:
     podman = require_tool("podman")
     require_tool("skopeo")
     image = small_image("podman")
@@ -128,8 +130,18 @@ def test_push_from_podman_storage(registry: Registry, tmp_path: Path) -> None:
     assert pulled.returncode == 0, pulled.stderr
     image_id = pulled.stdout.strip()
     spec = f"[vfs@{tmp_path / 'storage'}+{run}]"
-    done = stratus_push(f"containers-storage:{spec}{image_id}", f"{registry.host}/src/podman:v1")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with _largest_size_under(scratch) as largest:
+        done = stratus_push(
+            f"containers-storage:{spec}{image_id}",
+            f"{registry.host}/src/podman:v1",
+            env={"TMPDIR": str(scratch)},
+        )
     assert done.returncode == 0, done.stderr
+    assert largest == [0]  # streamed from skopeo: no temporary copy, not even by skopeo
+    missing = stratus_push(f"containers-storage:{spec}nosuchimage", f"{registry.host}/src/x:v1")
+    assert missing.returncode == 3 and "nosuchimage" in missing.stderr
     manifest = pulled_manifest(registry, "src/podman:v1")
     assert manifest["config"]["digest"] == sha256(image.config)
     back = pull_layout(registry.host, "src/podman:v1", tmp_path / "back")
