@@ -16,6 +16,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
+import requests
+
 from .progress import Progress
 from .sources import Blob, Manifest, Source, SourceError
 from .state import Store, Upload
@@ -228,12 +230,10 @@ class Pusher:
 
     def _send_part(self, blob: Blob, upload: Upload, number: int, url: str, data: bytes) -> None:
         try:
-            answer = send(self.client.s3, self.client.backoff, "PUT", url, data=data, timeout=600)
+            answer = self._put_part(url, data)
             if answer.status_code == 403:  # the presigned URL expired: ask for a fresh one
                 url = self._part_urls(upload.location, [number])[number]
-                answer = send(
-                    self.client.s3, self.client.backoff, "PUT", url, data=data, timeout=600
-                )
+                answer = self._put_part(url, data)
             if answer.status_code != 200:
                 raise PushError(f"part {number} of {blob.digest}: {describe(answer)}")
             upload.etags[number] = answer.headers["ETag"]
@@ -241,6 +241,16 @@ class Pusher:
             self.progress.advance(blob.digest, len(data))
         finally:
             self._buffered.release()
+
+    def _put_part(self, url: str, data: bytes) -> requests.Response:
+        """One part to S3; S3's `400 RequestTimeout` (a stalled upload) is retried too."""
+        delays = self.client.backoff.delays()
+        while True:
+            answer = send(self.client.s3, self.client.backoff, "PUT", url, data=data, timeout=600)
+            delay = next(delays, None)
+            if answer.status_code != 400 or b"RequestTimeout" not in answer.content or not delay:
+                return answer
+            time.sleep(delay)
 
     def _complete(self, blob: Blob, upload: Upload) -> None:
         parts = [{"number": n, "etag": upload.etags[n]} for n in sorted(upload.etags)]

@@ -273,3 +273,34 @@ def test_an_unreadable_source_exits_3_before_any_request(
     unreachable = f"127.0.0.1:{free_port()}/x/y:v1"
     assert main(["--plain-http", f"oci:{tmp_path}", unreachable]) == 3
     assert "unreadable" in capsys.readouterr().err
+
+
+def test_an_s3_request_timeout_on_a_part_is_retried(tmp_path: Path) -> None:
+    from chalicelib.push.state import Store
+    from chalicelib.push.transport import Client
+    from chalicelib.push.upload import Pusher
+
+    statuses: list[int] = []
+
+    class SlowS3(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            statuses.append(400 if not statuses else 200)
+            body = b"<Error><Code>RequestTimeout</Code></Error>" if statuses[-1] == 400 else b""
+            self.send_response(statuses[-1])
+            self.send_header("ETag", '"abc"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowS3)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pusher = Pusher(Client("http://unused", "app", None, FAST), Progress("quiet"), Store(tmp_path))
+    try:
+        answer = pusher._put_part(f"http://127.0.0.1:{server.server_address[1]}/p", b"x" * 10)
+    finally:
+        server.shutdown()
+    assert (answer.status_code, statuses) == (200, [400, 200])
