@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-large lint format bench bench-soak campaign clean localstack
+.PHONY: run test lint format bench bench-soak campaign clean localstack
 
 # LocalStack's S3 (real presigned-URL signature checks) needs Python 3.13; .ci/run installs it,
 # elsewhere its tests are skipped when it is missing.
@@ -38,10 +38,6 @@ unit: $(STAMP)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
-
-# What `make test` runs at 40 MB, at 1 GB: a stratus push killed mid-upload, resumed (~1 min).
-test-large: $(STAMP)
-	STRATUS_TEST_LARGE=1 $(PY) -m pytest tests/integration/test_stratus_push_resume.py
 
 # Also needs skopeo and, for the side-by-side, Distribution: apt-get install docker-registry.
 bench: $(STAMP)
