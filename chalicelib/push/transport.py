@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ class Client:
         self._authorization: str | None = None
         self._scopes = {f"repository:{repository}:pull,push"}
         self._challenge: dict[str, str] | None = None  # the Bearer challenge, once seen
+        self._auth_lock = threading.Lock()
 
     def url(self, path: str) -> str:
         return path if path.startswith("http") else self.base + path
@@ -109,7 +111,8 @@ class Client:
         kwargs.setdefault("timeout", 300)
         answer = self._send(method, path, **kwargs)
         if answer.status_code == 401:
-            self._authenticate(answer)
+            with self._auth_lock:
+                self._authenticate(answer)
             answer = self._send(method, path, **kwargs)
         if answer.status_code in (401, 403):
             raise AuthError(f"{describe(answer)} {self._who()}")
@@ -146,11 +149,12 @@ class Client:
     def add_pull_scope(self, repository: str) -> None:
         """Also ask for pull on `repository` (a mount's `from`), if tokens are in use."""
         scope = f"repository:{repository}:pull"
-        if scope in self._scopes:
-            return
-        self._scopes.add(scope)
-        if self._challenge is not None:
-            self._authorization = "Bearer " + self._token(self._challenge)
+        with self._auth_lock:  # blobs are pushed from many threads: one refresh, then all
+            if scope in self._scopes:
+                return
+            self._scopes.add(scope)
+            if self._challenge is not None:
+                self._authorization = "Bearer " + self._token(self._challenge)
 
     def _token(self, fields: dict[str, str]) -> str:
         params: dict[str, Any] = {"scope": sorted(self._scopes)}

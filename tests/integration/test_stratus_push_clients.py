@@ -213,3 +213,27 @@ def test_push_to_distribution_uses_standard_chunked_and_monolithic_uploads(
     )
     assert served.content == image.manifest
     pull_layout(distribution, "fallback/app:v1", tmp_path / "back")
+
+
+def test_push_with_a_token_mounts_from_another_repository_it_may_pull(
+    auth_registry: Registry, robot: tuple[str, str], clean_home: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**clean_home, "STRATUS_USER": robot[0], "STRATUS_PASSWORD": robot[1]}
+    layout = f"oci:{layout_of(tmp_path, small_image('auth-mount'))}:v1"
+    first = stratus_push(layout, f"{auth_registry.host}/pushers/mount-a:v1", env=env)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(
+        [
+            str(ROOT / "bin" / "stratus"),
+            "push",
+            "--plain-http",
+            layout,
+            f"{auth_registry.host}/pushers/mount-b:v1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert second.returncode == 0, second.stderr
+    assert second.stderr.count(": mounted") == 3  # two layers and the config
