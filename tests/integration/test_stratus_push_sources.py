@@ -264,7 +264,8 @@ def test_push_of_a_gzipped_docker_archive_gives_the_same_image(
     plain = stratus_push(f"docker-archive:{saved}", f"{registry.host}/src/plain:v1")
     packed = tmp_path / "saved.tar.gz"
     packed.write_bytes(gzip.compress(saved.read_bytes()))
-    streamed = stratus_push(f"docker-archive:{packed}", f"{registry.host}/src/gz:v1")
+    unmounted = {"STRATUS_PUSH_STATE": str(tmp_path / "state")}  # sent, not mounted
+    streamed = stratus_push(f"docker-archive:{packed}", f"{registry.host}/src/gz:v1", env=unmounted)
     assert plain.returncode == 0 and streamed.returncode == 0, plain.stderr + streamed.stderr
     assert plain.stdout.split()[-1] == streamed.stdout.split()[-1]  # the same manifest digest
 
