@@ -22,8 +22,9 @@ from typing import Any
 @dataclass(frozen=True)
 class Credentials:
     username: str
-    password: str
+    password: str  # or, with `refresh`, an OAuth2 refresh token (docker's identitytoken)
     origin: str  # where they came from, for messages (never the secret)
+    refresh: bool = False
 
 
 class CredentialError(Exception):
@@ -57,7 +58,7 @@ def _from_auth_entry(entry: dict[str, Any], origin: str) -> Credentials | None:
     if entry.get("username"):
         return Credentials(entry["username"], entry.get("password", ""), origin)
     if entry.get("identitytoken"):
-        return Credentials("<token>", entry["identitytoken"], origin)
+        return Credentials("", entry["identitytoken"], origin, refresh=True)
     return None
 
 
@@ -73,7 +74,9 @@ def from_helper(helper: str, host: str) -> Credentials | None:
     if done.returncode != 0:
         return None  # "credentials not found in native keychain": no login for this host
     answer = json.loads(done.stdout)
-    return Credentials(answer.get("Username", ""), answer.get("Secret", ""), program)
+    username, secret = answer.get("Username", ""), answer.get("Secret", "")
+    # docker's helpers mark an identity (refresh) token with the user name "<token>".
+    return Credentials(username, secret, program, refresh=username == "<token>")
 
 
 def from_auth_file(path: Path, host: str) -> Credentials | None:

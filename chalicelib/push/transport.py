@@ -120,6 +120,11 @@ class Client:
             raise PushError(describe(answer))
         return answer
 
+    def _basic_pair(self) -> tuple[str, str] | None:
+        if self.credentials is None:
+            return None
+        return self.credentials.username, self.credentials.password
+
     def _who(self) -> str:
         if self.credentials is None:
             return "anonymously"
@@ -160,8 +165,18 @@ class Client:
         params: dict[str, Any] = {"scope": sorted(self._scopes)}
         if fields.get("service"):
             params["service"] = fields["service"]
-        auth = (self.credentials.username, self.credentials.password) if self.credentials else None
-        answer = send(self.http, self.backoff, "GET", fields["realm"], params=params, auth=auth)
+        if self.credentials and self.credentials.refresh:  # oauth.md: the refresh grant
+            form = {
+                **params,
+                "scope": " ".join(params["scope"]),
+                "grant_type": "refresh_token",
+                "refresh_token": self.credentials.password,
+                "client_id": "stratus-push",
+            }
+            answer = send(self.http, self.backoff, "POST", fields["realm"], data=form)
+        else:
+            auth = self._basic_pair()
+            answer = send(self.http, self.backoff, "GET", fields["realm"], params=params, auth=auth)
         if answer.status_code != 200:
             origin = f" from {self.credentials.origin}" if self.credentials else ""
             raise AuthError(f"token refused{origin}: {describe(answer)}")

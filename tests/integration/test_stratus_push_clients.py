@@ -237,3 +237,22 @@ def test_push_with_a_token_mounts_from_another_repository_it_may_pull(
     )
     assert second.returncode == 0, second.stderr
     assert second.stderr.count(": mounted") == 3  # two layers and the config
+
+
+def test_push_uses_a_docker_identity_token_with_the_refresh_grant(
+    auth_registry: Registry, robot: tuple[str, str], clean_home: dict[str, str], tmp_path: Path
+) -> None:
+    offline = requests.get(
+        f"{auth_registry.url}/v2/auth",
+        params={"service": "stratus", "offline_token": "true", "client_id": "test"},
+        auth=robot,
+        timeout=30,
+    ).json()
+    config = {"auths": {auth_registry.host: {"identitytoken": offline["refresh_token"]}}}
+    (Path(clean_home["DOCKER_CONFIG"]) / "config.json").write_text(json.dumps(config))
+    done = stratus_push(
+        f"oci:{layout_of(tmp_path, small_image('identity'))}:v1",
+        f"{auth_registry.host}/pushers/identity:v1",
+        env=clean_home,
+    )
+    assert done.returncode == 0, done.stderr
