@@ -129,9 +129,11 @@ class Pusher:
 
     def push_blob(self, blob: Blob) -> None:
         if self.has_blob(blob.digest):
+            self._drop_kept(blob)
             self.progress.finish(blob.digest, "exists")
             return
         if self.mount(blob.digest):
+            self._drop_kept(blob)
             self.progress.finish(blob.digest, "mounted")
             return
         if self.direct:
@@ -139,6 +141,15 @@ class Pusher:
         else:
             self.push_standard(blob)
         self.progress.finish(blob.digest, "pushed")
+
+    def _drop_kept(self, blob: Blob) -> None:
+        """Forget an upload an earlier run left, now that the blob is in (an interrupted run
+        may have completed it, or been killed while the registry verified it)."""
+        base, repository = self.client.base, self.client.repository
+        kept = self.store.load(base, repository, blob.digest)
+        if kept is None:
+            return
+        self.store.forget(base, repository, blob.digest)
 
     def has_blob(self, digest: str) -> bool:
         path = f"/v2/{self.client.repository}/blobs/{digest}"
@@ -164,6 +175,8 @@ class Pusher:
         """Parts straight to S3, `jobs` at a time; finished parts are recorded, so a rerun
         after an interruption sends only the rest."""
         upload = self._resume_or_start(blob)
+        if upload is None:
+            return  # an earlier run's completion, which the registry finished meanwhile
         pending = [n for n in range(1, upload.part_count + 1) if n not in upload.etags]
         urls = self._part_urls(upload.location, pending)
         futures: list[Future[None]] = []
@@ -194,12 +207,19 @@ class Pusher:
         self.store.forget(self.client.base, self.client.repository, blob.digest)
         self.client.request("DELETE", upload.location, timeout=60)
 
-    def _resume_or_start(self, blob: Blob) -> Upload:
+    def _resume_or_start(self, blob: Blob) -> Upload | None:
+        """The kept upload to continue, a new one, or None when the kept one turns out to
+        have been completed (its run was killed while the registry verified the blob)."""
         base, repository = self.client.base, self.client.repository
         kept = self.store.load(base, repository, blob.digest)
-        if kept and kept.kind == "direct" and kept.size == blob.size and self._still_open(kept):
-            self.progress.note(f"{blob.digest}: resuming, {len(kept.etags)} parts already sent")
-            return kept
+        if kept and kept.kind == "direct" and kept.size == blob.size:
+            status = self.client.request("GET", kept.location, params={"parts": "1-1"}, timeout=60)
+            if status.status_code == 200:
+                self.progress.note(f"{blob.digest}: resuming, {len(kept.etags)} parts sent")
+                return kept
+            if status.status_code in (201, 202):
+                self._await_verification(blob, kept, status)
+                return None
         started = self.client.request(
             "POST",
             f"/v2/{repository}/_stratus/direct/uploads/",
@@ -210,11 +230,6 @@ class Pusher:
         upload = Upload(started["location"], started["part_size"], started["part_count"], blob.size)
         self.store.save(base, repository, blob.digest, upload)
         return upload
-
-    def _still_open(self, upload: Upload) -> bool:
-        """Whether the registry still holds the session (it expires, and cleanup sweeps it)."""
-        answer = self.client.request("GET", upload.location, params={"parts": "1-1"}, timeout=60)
-        return answer.status_code == 200
 
     def _part_urls(self, location: str, numbers: list[int]) -> dict[int, str]:
         urls: dict[int, str] = {}
@@ -262,7 +277,11 @@ class Pusher:
             # finds the upload completed: its location tells how that ended.
             status = self.client.request("GET", upload.location, timeout=60)
             done = status if status.status_code in (201, 202) else done
-        while done.status_code == 202:  # a large blob: the registry verifies it meanwhile
+        self._await_verification(blob, upload, done)
+
+    def _await_verification(self, blob: Blob, upload: Upload, done: requests.Response) -> None:
+        """Poll while the registry verifies a large blob (202), then forget the upload."""
+        while done.status_code == 202:
             time.sleep(float(done.headers.get("Retry-After") or 2))
             done = self.client.request("GET", upload.location, timeout=60)
         self.store.forget(self.client.base, self.client.repository, blob.digest)

@@ -304,3 +304,49 @@ def test_an_s3_request_timeout_on_a_part_is_retried(tmp_path: Path) -> None:
     finally:
         server.shutdown()
     assert (answer.status_code, statuses) == (200, [400, 200])
+
+
+def test_a_rerun_after_a_kill_during_verification_waits_instead_of_resending(
+    tmp_path: Path,
+) -> None:
+    from chalicelib.push.sources import Blob
+    from chalicelib.push.state import Store, Upload
+    from chalicelib.push.transport import Client
+    from chalicelib.push.upload import Pusher
+
+    seen: list[str] = []
+
+    class Verifying(BaseHTTPRequestHandler):
+        def _answer(self, status: int) -> None:
+            self.send_response(status)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            seen.append(f"GET {self.path}")
+            self._answer(202 if len(seen) < 3 else 201)  # verifying, verifying, done
+
+        def do_POST(self) -> None:
+            seen.append("POST")
+            self._answer(500)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Verifying)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    data = b"a blob whose completion the killed run had sent"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    store = Store(tmp_path)
+    location = "/v2/app/_stratus/direct/uploads/1"
+    store.save(base, "app", digest, Upload(location, 5 * 2**20, 1, len(data), {1: '"e"'}))
+    pusher = Pusher(Client(base, "app", None, FAST), Progress("quiet"), store, direct=True)
+    pusher.progress.add(digest, len(data))
+    try:
+        pusher.push_direct(Blob(digest, len(data), lambda: io.BytesIO(data)))
+    finally:
+        server.shutdown()
+    assert seen == [f"GET {location}?parts=1-1", f"GET {location}", f"GET {location}"]
+    assert store.load(base, "app", digest) is None
