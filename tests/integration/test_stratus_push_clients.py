@@ -8,7 +8,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,12 @@ import requests
 
 from chalicelib.local.stack import free_port
 from tests.images import make_image, random_layer
-from tests.integration.conftest import ADMIN, ADMIN_PASSWORD, ROOT, Registry, require_tool
+from tests.integration.conftest import (
+    ROOT,
+    Registry,
+    admin_cli,
+    require_tool,
+)
 from tests.integration.push_helpers import (
     layout_of,
     pull_layout,
@@ -31,36 +35,13 @@ pytestmark = pytest.mark.integration
 PASSWORD = "push-password-1234"
 
 
-def admin(registry: Registry, *args: str, stdin: str = "") -> str:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chalicelib.admin",
-            "--registry",
-            registry.url,
-            "--user",
-            ADMIN,
-            *args,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "STRATUS_PASSWORD": ADMIN_PASSWORD},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def robot(auth_registry: Registry) -> tuple[str, str]:
     """Robot pushers+ci with write on the pushers/ namespace: (name, token)."""
-    admin(auth_registry, "create-user", "pushlead", "--password-stdin", stdin=PASSWORD + "\n")
-    admin(auth_registry, "create-org", "pushers", "--owner", "pushlead")
-    made = json.loads(admin(auth_registry, "create-robot", "pushers", "ci"))
-    admin(auth_registry, "grant", "pushers/", "pushers+ci", "write")
+    admin_cli(auth_registry, "create-user", "pushlead", "--password-stdin", stdin=PASSWORD + "\n")
+    admin_cli(auth_registry, "create-org", "pushers", "--owner", "pushlead")
+    made = json.loads(admin_cli(auth_registry, "create-robot", "pushers", "ci"))
+    admin_cli(auth_registry, "grant", "pushers/", "pushers+ci", "write")
     return made["name"], made["token"]
 
 
