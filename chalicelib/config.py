@@ -1,126 +1,426 @@
-"""Stage settings, read once from the environment that `.chalice/config.json` sets per stage."""
+"""Stage settings, read once from the environment that `.chalice/config.json` sets per stage.
+
+Each setting is declared once, in SETTINGS: its variable, parser, default, bounds and a line
+for the README, whose settings table `python -m chalicelib.config` prints (a test keeps the
+two equal). Values are checked at load, like Distribution's configuration parser: a value
+that does not parse or is out of range stops the start with the variable's name, and a
+`STRATUS_*` variable nobody reads is reported as a likely typo.
+"""
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+logger = logging.getLogger("stratus.config")
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.strip() else default
+class ConfigError(ValueError):
+    """A setting's value does not parse or is out of range: a deployment error."""
 
 
-def _flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    return raw in {"1", "true", "yes", "on"}
+def parse_flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    field: str | None  # the Settings attribute; None: read where it is used, when used
+    env: str
+    parse: Callable[[str], Any]
+    default: Any  # a value, or a function of the table prefix for table names
+    doc: str
+    minimum: float | None = None
+    shown_default: str | None = None  # how the README states the default, when not literal
+
+    def value(self, environ: Mapping[str, str], prefix: str) -> Any:
+        raw = environ.get(self.env, "")
+        if not raw.strip():
+            return self.default(prefix) if callable(self.default) else self.default
+        try:
+            value = self.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{self.env}={raw!r}: {error}") from None
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{self.env}={raw!r}: must be at least {self.minimum:g}")
+        return value
+
+
+def _table(name: str) -> Setting:
+    field = name.replace("-", "_") + "_table"
+    return Setting(
+        field,
+        f"STRATUS_{field.upper()}",
+        _text,
+        lambda prefix: prefix + name,
+        f"the `{name}` DynamoDB table",
+        shown_default=f"`<prefix>{name}`",
+    )
+
+
+KiB, MiB, DAY = 1024, 1024 * 1024, 24 * 3600
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "table_prefix", "STRATUS_TABLE_PREFIX", _text, "stratus-", "prefix of every table name"
+    ),
+    *(
+        _table(name)
+        for name in (
+            "repositories",
+            "tags",
+            "manifests",
+            "blobs",
+            "uploads",
+            "referrers",
+            "blob-objects",
+            "accounts",
+            "v1-images",
+        )
+    ),
+    Setting("bucket", "STRATUS_BUCKET", _text, "stratus-blobs", "the S3 bucket of blobs"),
+    Setting(
+        "max_request_bytes",
+        "STRATUS_MAX_REQUEST_BYTES",
+        int,
+        0,
+        "largest request body, answered `413` above it; `0`: no limit (AWS stages: 4500000)",
+        minimum=0,
+    ),
+    Setting(
+        "request_timeout_seconds",
+        "STRATUS_REQUEST_TIMEOUT_SECONDS",
+        float,
+        0.0,
+        "answer `504` as API Gateway does after this long, the handler running on; `0`: off",
+        minimum=0,
+    ),
+    Setting(
+        "inline_manifest_bytes",
+        "STRATUS_INLINE_MANIFEST_BYTES",
+        int,
+        64 * KiB,
+        "manifests up to this size live in DynamoDB items, larger ones in S3",
+        minimum=0,
+    ),
+    Setting(
+        "max_manifest_bytes",
+        "STRATUS_MAX_MANIFEST_BYTES",
+        int,
+        4 * MiB,
+        "largest manifest accepted",
+        minimum=1,
+    ),
+    Setting(
+        "presign_seconds",
+        "STRATUS_PRESIGN_SECONDS",
+        int,
+        120,
+        "lifetime of presigned blob URLs",
+        minimum=1,
+    ),
+    Setting(
+        "upload_ttl_seconds",
+        "STRATUS_UPLOAD_TTL_SECONDS",
+        int,
+        DAY,
+        "upload sessions older than this are aborted by cleanup",
+        minimum=0,
+    ),
+    Setting(
+        "referrers_api",
+        "FEATURE_REFERRERS_API",
+        parse_flag,
+        True,
+        "the OCI 1.1 referrers API (Quay's flag); off: 404, clients use the tag schema",
+    ),
+    Setting(
+        "referrers_page_size",
+        "STRATUS_REFERRERS_PAGE_SIZE",
+        int,
+        250,
+        "referrers per response page",
+        minimum=1,
+    ),
+    Setting(
+        "direct_uploads",
+        "STRATUS_DIRECT_UPLOADS",
+        parse_flag,
+        True,
+        "the `_stratus` direct-to-S3 upload extension",
+    ),
+    Setting(
+        "direct_url_seconds",
+        "STRATUS_DIRECT_URL_SECONDS",
+        int,
+        3600,
+        "lifetime of the direct uploads' presigned part URLs",
+        minimum=60,
+    ),
+    Setting(
+        "sync_verify_bytes",
+        "STRATUS_SYNC_VERIFY_BYTES",
+        int,
+        512 * MiB,
+        "direct uploads above this are verified asynchronously",
+        minimum=0,
+    ),
+    Setting(
+        "verify_function",
+        "STRATUS_VERIFY_FUNCTION",
+        _text,
+        "",
+        "the Lambda that verifies large direct uploads; empty: a thread (local mode)",
+    ),
+    Setting(
+        "gc_grace_seconds",
+        "STRATUS_GC_GRACE_SECONDS",
+        int,
+        DAY,
+        "garbage collection leaves anything touched this recently",
+        minimum=0,
+    ),
+    Setting(
+        "auth",
+        "STRATUS_AUTH",
+        parse_flag,
+        False,
+        "require tokens (always on in Lambda, whatever this says)",
+    ),
+    Setting(
+        "auth_service",
+        "STRATUS_AUTH_SERVICE",
+        _text,
+        "stratus",
+        "the tokens' audience, named in every challenge",
+    ),
+    Setting("auth_issuer", "STRATUS_AUTH_ISSUER", _text, "stratus", "the tokens' issuer"),
+    Setting(
+        "auth_realm",
+        "STRATUS_AUTH_REALM",
+        _text,
+        "",
+        "the challenge's realm; empty: `<scheme>://<host>/v2/auth` of the request",
+    ),
+    Setting(
+        "token_seconds",
+        "STRATUS_TOKEN_SECONDS",
+        int,
+        300,
+        "access token lifetime (they are not revoked: keep it short)",
+        minimum=60,
+    ),
+    Setting(
+        "refresh_token_seconds",
+        "STRATUS_REFRESH_TOKEN_SECONDS",
+        int,
+        30 * DAY,
+        "refresh token lifetime",
+        minimum=60,
+    ),
+    Setting(
+        "signing_key_parameter",
+        "STRATUS_SIGNING_KEY_PARAMETER",
+        _text,
+        "",
+        "the token key ring as an SSM SecureString (AWS stages)",
+    ),
+    Setting(
+        "signing_key_file",
+        "STRATUS_SIGNING_KEY_FILE",
+        _text,
+        ".stratus/signing-key.pem",
+        "the token key ring as a local file, made on first start",
+    ),
+    Setting(
+        "admin_user",
+        "STRATUS_ADMIN_USER",
+        _text,
+        "",
+        "the bootstrap superuser, created on its first login",
+    ),
+    Setting(
+        "admin_password",
+        "STRATUS_ADMIN_PASSWORD",
+        _text,
+        "",
+        "the bootstrap superuser's password",
+    ),
+    Setting(
+        "admin_password_parameter",
+        "STRATUS_ADMIN_PASSWORD_PARAMETER",
+        _text,
+        "",
+        "the bootstrap superuser's password as an SSM SecureString (AWS stages)",
+    ),
+    Setting(
+        "login_failures_per_user",
+        "STRATUS_LOGIN_FAILURES_PER_USER",
+        int,
+        10,
+        "failed logins per user within the window before `429`",
+        minimum=1,
+    ),
+    Setting(
+        "login_failures_per_source",
+        "STRATUS_LOGIN_FAILURES_PER_SOURCE",
+        int,
+        30,
+        "failed logins per source address within the window before `429`",
+        minimum=1,
+    ),
+    Setting(
+        "login_failure_window_seconds",
+        "STRATUS_LOGIN_FAILURE_WINDOW_SECONDS",
+        int,
+        900,
+        "the failed-login window",
+        minimum=1,
+    ),
+    Setting(
+        "v1_pulls",
+        "STRATUS_V1_PULLS",
+        parse_flag,
+        True,
+        "Docker V1 pull endpoints (read-only)",
+    ),
+    Setting(
+        None,
+        "STRATUS_OBSERVABILITY",
+        parse_flag,
+        False,
+        "request logs at INFO and EMF metrics outside Lambda (always on in Lambda)",
+    ),
+)
+
+# Variables read outside the Settings (at deploy time, by local mode, CLIs and tests): not
+# typos, and documented where they are read.
+OTHER_VARIABLES = frozenset(
+    {
+        "STRATUS_CLEANUP_RATE_MINUTES",  # app.py, at `chalice deploy`
+        "STRATUS_DATA_DIR",  # local mode
+        "STRATUS_USE_AWS",
+        "STRATUS_PROVISION",
+        "STRATUS_RECORD_AWS_CALLS",
+        "STRATUS_REGISTRY",  # the CLIs
+        "STRATUS_USER",
+        "STRATUS_PASSWORD",
+        "STRATUS_PUSH_STATE",
+        "STRATUS_TEST_AWS",  # the test suite
+        "STRATUS_TEST_AWS_ENDPOINT_URL",
+        "STRATUS_CAMPAIGN_EXAMPLES",
+        "STRATUS_CAMPAIGN_RANDOM",
+    }
+)
 
 
 @dataclass(frozen=True)
 class Settings:
     region: str
-    bucket: str
+    table_prefix: str
     repositories_table: str
     tags_table: str
     manifests_table: str
     blobs_table: str
     uploads_table: str
-    # Largest request body a handler accepts; 0 means no limit (local default).
-    # AWS stages set what API Gateway + Lambda can carry (about 4.5 MB of binary body).
+    referrers_table: str
+    blob_objects_table: str
+    accounts_table: str
+    v1_images_table: str
+    bucket: str
     max_request_bytes: int
-    # API Gateway answers 504 after 29 s; the local server does the same when this is set.
     request_timeout_seconds: float
-    # Manifests up to this size live inline in DynamoDB items; larger ones in S3.
     inline_manifest_bytes: int
     max_manifest_bytes: int
     presign_seconds: int
     upload_ttl_seconds: int
-    referrers_table: str
-    # Quay's FEATURE_REFERRERS_API: off, the endpoint answers 404 and clients fall back to
-    # the referrers tag schema. Subjects are indexed either way, so turning it on later
-    # lists everything pushed before.
     referrers_api: bool
     referrers_page_size: int
-    blob_objects_table: str
-    # The `_stratus` direct-to-S3 upload extension, and how long its part URLs live.
     direct_uploads: bool
     direct_url_seconds: int
-    # Direct uploads larger than this are verified asynchronously (the read-back would not
-    # fit API Gateway's 29 s); STRATUS_VERIFY_FUNCTION names the Lambda that does it.
     sync_verify_bytes: int
     verify_function: str
-    # Garbage collection takes nothing touched more recently than this.
     gc_grace_seconds: int
-    # Auth (docs/auth.md). Deployed stages always require it; local mode only when asked.
     auth: bool
-    accounts_table: str
-    auth_service: str  # the tokens' audience, named in every challenge
+    auth_service: str
     auth_issuer: str
-    auth_realm: str  # empty: derived from the request's host
+    auth_realm: str
     token_seconds: int
     refresh_token_seconds: int
-    # Where the signing keys live: an SSM SecureString (AWS) or a file made on first start.
     signing_key_parameter: str
     signing_key_file: str
-    # The bootstrap administrator: created as a superuser on its first login.
     admin_user: str
     admin_password: str
     admin_password_parameter: str
-    # Failed logins allowed per user and per source address within the window.
     login_failures_per_user: int
     login_failures_per_source: int
     login_failure_window_seconds: int
-    # Docker V1 pulls (read-only) of images pushed through V2, as Quay serves them.
     v1_pulls: bool
-    v1_images_table: str
 
 
-def load() -> Settings:
-    prefix = os.environ.get("STRATUS_TABLE_PREFIX", "stratus-")
-    return Settings(
-        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-        bucket=os.environ.get("STRATUS_BUCKET", "stratus-blobs"),
-        repositories_table=os.environ.get("STRATUS_REPOSITORIES_TABLE", prefix + "repositories"),
-        tags_table=os.environ.get("STRATUS_TAGS_TABLE", prefix + "tags"),
-        manifests_table=os.environ.get("STRATUS_MANIFESTS_TABLE", prefix + "manifests"),
-        blobs_table=os.environ.get("STRATUS_BLOBS_TABLE", prefix + "blobs"),
-        uploads_table=os.environ.get("STRATUS_UPLOADS_TABLE", prefix + "uploads"),
-        max_request_bytes=_int("STRATUS_MAX_REQUEST_BYTES", 0),
-        request_timeout_seconds=float(os.environ.get("STRATUS_REQUEST_TIMEOUT_SECONDS") or 0),
-        inline_manifest_bytes=_int("STRATUS_INLINE_MANIFEST_BYTES", 64 * 1024),
-        max_manifest_bytes=_int("STRATUS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024),
-        presign_seconds=_int("STRATUS_PRESIGN_SECONDS", 120),
-        upload_ttl_seconds=_int("STRATUS_UPLOAD_TTL_SECONDS", 24 * 3600),
-        referrers_table=os.environ.get("STRATUS_REFERRERS_TABLE", prefix + "referrers"),
-        referrers_api=_flag("FEATURE_REFERRERS_API", True),
-        referrers_page_size=_int("STRATUS_REFERRERS_PAGE_SIZE", 250),
-        blob_objects_table=os.environ.get("STRATUS_BLOB_OBJECTS_TABLE", prefix + "blob-objects"),
-        direct_uploads=_flag("STRATUS_DIRECT_UPLOADS", True),
-        direct_url_seconds=_int("STRATUS_DIRECT_URL_SECONDS", 3600),
-        sync_verify_bytes=_int("STRATUS_SYNC_VERIFY_BYTES", 512 * 1024 * 1024),
-        verify_function=os.environ.get("STRATUS_VERIFY_FUNCTION", ""),
-        gc_grace_seconds=_int("STRATUS_GC_GRACE_SECONDS", 24 * 3600),
-        # In Lambda the flag cannot switch auth off: a deployed registry is private.
-        auth=_flag("STRATUS_AUTH", False) or bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")),
-        accounts_table=os.environ.get("STRATUS_ACCOUNTS_TABLE", prefix + "accounts"),
-        auth_service=os.environ.get("STRATUS_AUTH_SERVICE", "stratus"),
-        auth_issuer=os.environ.get("STRATUS_AUTH_ISSUER", "stratus"),
-        auth_realm=os.environ.get("STRATUS_AUTH_REALM", ""),
-        token_seconds=max(60, _int("STRATUS_TOKEN_SECONDS", 300)),
-        refresh_token_seconds=_int("STRATUS_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),
-        signing_key_parameter=os.environ.get("STRATUS_SIGNING_KEY_PARAMETER", ""),
-        signing_key_file=os.environ.get("STRATUS_SIGNING_KEY_FILE", ".stratus/signing-key.pem"),
-        admin_user=os.environ.get("STRATUS_ADMIN_USER", ""),
-        admin_password=os.environ.get("STRATUS_ADMIN_PASSWORD", ""),
-        admin_password_parameter=os.environ.get("STRATUS_ADMIN_PASSWORD_PARAMETER", ""),
-        login_failures_per_user=_int("STRATUS_LOGIN_FAILURES_PER_USER", 10),
-        login_failures_per_source=_int("STRATUS_LOGIN_FAILURES_PER_SOURCE", 30),
-        login_failure_window_seconds=_int("STRATUS_LOGIN_FAILURE_WINDOW_SECONDS", 900),
-        v1_pulls=_flag("STRATUS_V1_PULLS", True),
-        v1_images_table=os.environ.get("STRATUS_V1_IMAGES_TABLE", prefix + "v1-images"),
-    )
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`STRATUS_*` names nobody reads, each with the declared name it most resembles."""
+    known = {s.env for s in SETTINGS} | OTHER_VARIABLES
+    reports = []
+    for name in sorted(n for n in environ if n.startswith("STRATUS_") and n not in known):
+        close = difflib.get_close_matches(name, known, n=1)
+        reports.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return reports
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    prefix = environ.get("STRATUS_TABLE_PREFIX") or "stratus-"
+    values = {s.field: s.value(environ, prefix) for s in SETTINGS if s.field is not None}
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    # In Lambda the flag cannot switch auth off: a deployed registry is private.
+    values["auth"] = values["auth"] or bool(environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+    for report in unknown_variables(environ):
+        logger.warning("unknown setting %s: it is ignored", report)
+    return Settings(region=region, **values)
+
+
+def _shown(setting: Setting) -> str:
+    if setting.shown_default is not None:
+        return setting.shown_default
+    default = setting.default
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if default == "":
+        return "unset"
+    return f"`{default:g}`" if isinstance(default, float) else f"`{default}`"
+
+
+def markdown_table() -> str:
+    """The README's settings table, generated from SETTINGS."""
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    rows += [f"| `{s.env}` | {s.doc} | {_shown(s)} |" for s in SETTINGS]
+    return "\n".join(rows) + "\n"
+
+
+assert {f.name for f in fields(Settings)} == {s.field for s in SETTINGS if s.field} | {"region"}
+
+
+def current(env: str) -> Any:
+    """A setting read now rather than at load (one tests switch while the process runs)."""
+    (setting,) = (s for s in SETTINGS if s.env == env)
+    return setting.value(os.environ, "")
 
 
 settings = load()
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

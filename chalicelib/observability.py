@@ -26,7 +26,9 @@ IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 def _forced() -> bool:
-    return os.environ.get("STRATUS_OBSERVABILITY", "").lower() in {"1", "true", "yes", "on"}
+    from chalicelib import config
+
+    return bool(config.current("STRATUS_OBSERVABILITY"))
 
 
 class _Stdout:
