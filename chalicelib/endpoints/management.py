@@ -17,8 +17,7 @@ from chalicelib.endpoints.accounts import require_role
 from chalicelib.endpoints.http import RegistryRequest, json_response
 from chalicelib.errors import BadQuery, NameUnknown
 from chalicelib.registry.names import validate_tag
-from chalicelib.storage import manifests as store
-from chalicelib.storage import repositories
+from chalicelib.storage import repositories, tags
 
 MAX_LIMIT = 100
 
@@ -38,11 +37,11 @@ def list_repository_tags(request: RegistryRequest, name: str) -> Response:
     if last:
         validate_tag(last)
     active_only = (request.param("onlyActiveTags") or "true").lower() != "false"
-    items, more = store.tag_page(name, last, limit, include_expired=not active_only)
+    items, more = tags.page(name, last, limit, include_expired=not active_only)
     if not items and not last and not repositories.exists(name):
         raise NameUnknown({"name": name})
     now = clock.now()
-    tags = []
+    rows = []
     for item in items:
         entry: dict[str, object] = {
             "name": item.name,
@@ -57,5 +56,5 @@ def list_repository_tags(request: RegistryRequest, name: str) -> Response:
         if expires:
             entry["end_ts"] = expires["ts"]
             entry["expiration"] = expires["rfc"]
-        tags.append(entry)
-    return json_response({"tags": tags, "has_additional": more})
+        rows.append(entry)
+    return json_response({"tags": rows, "has_additional": more})

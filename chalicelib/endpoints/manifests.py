@@ -20,11 +20,12 @@ from chalicelib.registry import expiry
 from chalicelib.registry import manifests as rules
 from chalicelib.registry.digests import looks_like_digest, parse_digest, parse_supported
 from chalicelib.registry.names import is_tag, validate_tag
-from chalicelib.storage import blobs
+from chalicelib.storage import blobs, tags
 from chalicelib.storage import manifests as store
+from chalicelib.storage.bodies import StoredManifest
 
 
-def _lookup(name: str, reference: str, *, with_body: bool) -> store.StoredManifest:
+def _lookup(name: str, reference: str, *, with_body: bool) -> StoredManifest:
     """The manifest a pull names. A reference that is neither a tag nor a digest we could
     store names nothing: 404, as the spec answers any pull of what is not there."""
     if looks_like_digest(reference):
@@ -35,10 +36,10 @@ def _lookup(name: str, reference: str, *, with_body: bool) -> store.StoredManife
         return store.get_by_digest(name, str(digest), with_body=with_body)
     if not is_tag(reference):
         raise ManifestUnknown({"reference": reference})
-    return store.get_by_tag(name, reference, with_body=with_body)
+    return tags.get(name, reference, with_body=with_body)
 
 
-def _headers(manifest: store.StoredManifest) -> Headers:
+def _headers(manifest: StoredManifest) -> Headers:
     return {
         "Content-Type": manifest.media_type,
         "Docker-Content-Digest": manifest.digest,
@@ -48,7 +49,7 @@ def _headers(manifest: store.StoredManifest) -> Headers:
 
 def _negotiated(
     request: RegistryRequest, name: str, reference: str, *, with_body: bool
-) -> store.StoredManifest:
+) -> StoredManifest:
     """The stored manifest, or its schema 1 form for a client that can take nothing else."""
     manifest = _lookup(name, reference, with_body=with_body)
     if looks_like_digest(reference) or not legacy.wanted(request, manifest.media_type):
@@ -140,5 +141,5 @@ def delete(request: RegistryRequest, name: str, reference: str) -> Response:
     if looks_like_digest(reference):
         store.delete_manifest(name, str(parse_digest(reference)))
     else:
-        store.delete_tag(name, validate_tag(reference))
+        tags.delete(name, validate_tag(reference))
     return empty(202)

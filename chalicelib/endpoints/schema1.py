@@ -21,7 +21,7 @@ from chalicelib.registry import schema1
 from chalicelib.registry.expiry import IMAGE_CONFIGS
 from chalicelib.storage import blobs
 from chalicelib.storage import manifests as store
-from chalicelib.storage.manifests import StoredManifest
+from chalicelib.storage.bodies import StoredManifest
 
 # What old Docker (no Accept header) was given schema 1 for.
 _NO_ACCEPT_CONVERTS = frozenset({mt.DOCKER_MANIFEST, mt.DOCKER_LIST})

@@ -8,8 +8,7 @@ from chalicelib.endpoints.http import RegistryRequest, json_response
 from chalicelib.endpoints.pagination import next_link, page_size
 from chalicelib.errors import NameUnknown
 from chalicelib.registry.names import validate_tag
-from chalicelib.storage import manifests as store
-from chalicelib.storage import repositories
+from chalicelib.storage import repositories, tags
 
 
 def list_tags(request: RegistryRequest, name: str) -> Response:
@@ -17,7 +16,7 @@ def list_tags(request: RegistryRequest, name: str) -> Response:
     last = request.param("last")
     if last:
         validate_tag(last)
-    names, more = store.list_tags(name, last, n) if n else ([], False)
+    names, more = tags.names(name, last, n) if n else ([], False)
     # An empty page costs one more read, to tell an empty repository from an unknown one.
     if not names and not repositories.exists(name):
         raise NameUnknown({"name": name})

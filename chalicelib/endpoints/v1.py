@@ -36,8 +36,7 @@ from chalicelib.errors import (
 from chalicelib.registry import mediatypes as mt
 from chalicelib.registry import schema1
 from chalicelib.registry.names import validate_tag
-from chalicelib.storage import blobs, repositories, v1images
-from chalicelib.storage import manifests as store
+from chalicelib.storage import blobs, repositories, tags, v1images
 from chalicelib.storage.models import V1ImageModel
 
 # Tags a V1 listing converts (each costs a config read); larger repositories are cut here.
@@ -101,7 +100,7 @@ def _v1_headers(request: RegistryRequest, name: str, subject: str | None) -> dic
 def _chain(name: str, tag: str) -> list[schema1.V1Image]:
     """The V1 images (base first) of the image a tag points at; [] if it has none."""
     try:
-        manifest = store.get_by_tag(name, tag)
+        manifest = tags.get(name, tag)
         image = legacy.image_of(name, manifest)
     except RegistryError:
         return []
@@ -118,8 +117,8 @@ def _chain(name: str, tag: str) -> list[schema1.V1Image]:
         return []
 
 
-def _tag_chains(name: str, tags: list[str]) -> dict[str, list[schema1.V1Image]]:
-    chains = {tag: _chain(name, tag) for tag in tags}
+def _tag_chains(name: str, names: list[str]) -> dict[str, list[schema1.V1Image]]:
+    chains = {tag: _chain(name, tag) for tag in names}
     for chain in chains.values():
         if chain:
             v1images.remember(name, chain)
@@ -129,10 +128,10 @@ def _tag_chains(name: str, tags: list[str]) -> dict[str, list[schema1.V1Image]]:
 
 
 def _all_tags(name: str) -> list[str]:
-    tags, _ = store.list_tags(name, None, MAX_TAGS)
-    if not tags and not repositories.exists(name):
+    names, _ = tags.names(name, None, MAX_TAGS)
+    if not names and not repositories.exists(name):
         raise NameUnknown({"name": name})
-    return tags
+    return names
 
 
 def ping(request: RegistryRequest) -> Response:

@@ -1,4 +1,4 @@
-"""Manifests and tags in DynamoDB; manifests too large for an item live in S3.
+"""Manifests in DynamoDB (their bytes: storage/bodies.py; their tags: storage/tags.py).
 
 Invariants:
 - a tag only points at a stored manifest: the tag is written in the manifest's own
@@ -7,16 +7,14 @@ Invariants:
   `by_digest` index, in batches, and the manifest with the last batch;
 - a manifest with a `subject` has exactly one referrers-index entry while it exists.
 Nothing on the manifest item grows with its tags: 10,000 tags on one manifest cost what 10
-separate manifests cost.
-A tag item carries a copy of its manifest's bytes (when small) so that a pull by tag is one
-GetItem. Concurrent writers race on conditions, never on blind overwrites; the loser retries.
+separate manifests cost. Concurrent writers race on conditions, never on blind overwrites;
+the loser retries (transactions.retried).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
 
 from pynamodb.attributes import UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
@@ -24,75 +22,27 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from chalicelib import clock, config
-from chalicelib.errors import ManifestBlobUnknown, ManifestUnknown, TagExpired, TooManyRequests
-from chalicelib.registry import expiry
+from chalicelib import clock
+from chalicelib.errors import ManifestBlobUnknown, ManifestUnknown, TooManyRequests
 from chalicelib.registry.manifests import ParsedManifest
-from chalicelib.registry.names import tag_sort_key
-from chalicelib.storage import aws, blobs, referrers, transactions
+from chalicelib.storage import blobs, bodies, referrers, tags, transactions
 from chalicelib.storage.models import (
     BlobLinkModel,
     ManifestModel,
     ReferrerModel,
     RepositoryModel,
     TagModel,
-    TagsByDigest,
     utcnow,
 )
 
-_ATTEMPTS = 4
 
-
-@dataclass(frozen=True)
-class StoredManifest:
-    digest: str
-    media_type: str
-    size: int
-    body: bytes | None  # None on HEAD, where the bytes are not needed
-
-
-def _object_key(digest: str) -> str:
-    algorithm, encoded = digest.split(":", 1)
-    return f"manifests/{algorithm}/{encoded}"
-
-
-def _inline(size: int) -> bool:
-    return size <= config.settings.inline_manifest_bytes
-
-
-def _fetch_body(digest: str) -> bytes:
-    obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=_object_key(digest))
-    body: bytes = obj["Body"].read()
-    return body
-
-
-def get_by_tag(repository: str, tag: str, *, with_body: bool = True) -> StoredManifest:
-    try:
-        item = TagModel.get(repository, tag_sort_key(tag))
-    except DoesNotExist:
-        raise ManifestUnknown({"tag": tag}) from None
-    # DynamoDB's TTL deletes lag by up to days; an expired tag is gone for clients at once.
-    if _expired(item):
-        raise TagExpired({"tag": tag, "expired_at": item.expires_at.isoformat()})
-    body: bytes | None = item.body  # None when the manifest lives in S3
-    if with_body and body is None:
-        body = _fetch_body(item.digest)
-    return StoredManifest(item.digest, item.media_type, int(item.size), body if with_body else None)
-
-
-def _expired(item: TagModel) -> bool:
-    return item.expires_at is not None and item.expires_at <= clock.now()
-
-
-def get_by_digest(repository: str, digest: str, *, with_body: bool = True) -> StoredManifest:
+def get_by_digest(repository: str, digest: str, *, with_body: bool = True) -> bodies.StoredManifest:
     try:
         item = ManifestModel.get(repository, digest)
     except DoesNotExist:
         raise ManifestUnknown({"digest": digest}) from None
     body: bytes | None = item.body  # None when the manifest lives in S3
-    if with_body and body is None:
-        body = _fetch_body(item.digest)
-    return StoredManifest(item.digest, item.media_type, int(item.size), body if with_body else None)
+    return bodies.stored(item.digest, item.media_type, int(item.size), body, with_body=with_body)
 
 
 def existing(repository: str, digests: set[str]) -> dict[str, str | None]:
@@ -103,7 +53,7 @@ def existing(repository: str, digests: set[str]) -> dict[str, str | None]:
 
 
 def _manifest_actions(parsed: ParsedManifest, expires_after: str | None) -> list[Action]:
-    inline = _inline(parsed.size)
+    inline = bodies.inline(parsed.size)
     actions: list[Action] = [
         ManifestModel.media_type.set(parsed.media_type),
         ManifestModel.size.set(parsed.size),
@@ -124,7 +74,7 @@ def _manifest_actions(parsed: ParsedManifest, expires_after: str | None) -> list
         else ManifestModel.expires_after.remove()
     )
     # Copied for the referrers API; oversized ones stay only in the body (read on demand).
-    if parsed.annotations and _inline(len(json.dumps(parsed.annotations))):
+    if parsed.annotations and bodies.inline(len(json.dumps(parsed.annotations))):
         actions.append(ManifestModel.annotations.set(parsed.annotations))
     return actions
 
@@ -147,8 +97,7 @@ def put(
     `expires_after` is the `quay.expires-after` value that applies; the tag's TTL is push
     time plus its duration, and a push without one clears any earlier expiry.
     """
-    if not _inline(parsed.size):
-        aws.put_if_absent(_object_key(parsed.digest), parsed.body)
+    bodies.store_large(parsed.digest, parsed.body)
     touches = _touches(repository, parsed)
     if len(touches) > _MAX_TOUCHES_INLINE:
         # Too many for one transaction (100 items): touch first, in batches. A touch
@@ -156,34 +105,39 @@ def put(
         for start in range(0, len(touches), 100):
             _touch(repository, touches[start : start + 100])
         touches = []
-    for _ in range(_ATTEMPTS):
-        previous = None
-        if tag is not None:
-            try:
-                previous = TagModel.get(repository, tag_sort_key(tag), attributes_to_get=["digest"])
-            except DoesNotExist:
-                previous = None
-        try:
-            with transactions.transaction() as t:
-                now = clock.now()
-                for item, attribute in touches:  # first, so failures map to references
-                    t.update(item, actions=[attribute.set(now)], condition=_exists(item))
-                actions = _manifest_actions(parsed, expires_after)
-                # A push wins over a delete in progress: the deleter sees its mark gone.
-                actions.append(ManifestModel.deleting.remove())
-                t.update(ManifestModel(repository, parsed.digest), actions=actions)
-                _ensure_repository(t, repository)
-                if parsed.subject is not None:
-                    t.save(referrers.entry_for(repository, parsed))
-                if tag is not None:
-                    _write_tag(t, repository, tag, parsed, previous, expires_after)
-            return
-        except TransactWriteError as exc:
-            if transactions.failed_conditions(exc):
-                _raise_missing(repository, touches)
-            if not transactions.lost_race(exc):
-                raise
-    raise TooManyRequests({"reason": "concurrent updates to this tag; retry"})
+    transactions.retried(
+        lambda: _commit(repository, parsed, tag, expires_after, touches), what="tag"
+    )
+
+
+def _commit(
+    repository: str,
+    parsed: ParsedManifest,
+    tag: str | None,
+    expires_after: str | None,
+    touches: list[Touch],
+) -> None:
+    previous = tags.current_digest(repository, tag) if tag is not None else None
+    try:
+        with transactions.transaction() as t:
+            now = clock.now()
+            for item, attribute in touches:  # first, so failures map to references
+                t.update(item, actions=[attribute.set(now)], condition=_exists(item))
+            actions = _manifest_actions(parsed, expires_after)
+            # A push wins over a delete in progress: the deleter sees its mark gone.
+            actions.append(ManifestModel.deleting.remove())
+            t.update(ManifestModel(repository, parsed.digest), actions=actions)
+            _ensure_repository(t, repository)
+            if parsed.subject is not None:
+                t.save(referrers.entry_for(repository, parsed))
+            if tag is not None:
+                tags.write(t, repository, tag, parsed, previous, expires_after)
+    except TransactWriteError as exc:
+        if transactions.failed_conditions(exc):
+            _raise_missing(repository, touches)
+        if transactions.lost_race(exc):
+            raise transactions.LostRace from exc
+        raise
 
 
 # Items a manifest's own commit may need (manifest, repository, referrer, tag, old manifest).
@@ -236,56 +190,6 @@ def _raise_missing(repository: str, touches: list[Touch]) -> None:
         raise ManifestBlobUnknown({"missing": sorted(missing)})
 
 
-def _write_tag(
-    t: TransactWrite,
-    repository: str,
-    tag: str,
-    parsed: ParsedManifest,
-    previous: TagModel | None,
-    expires_after: str | None,
-) -> None:
-    lifetime = expiry.parse(expires_after)
-    item = TagModel(
-        repository,
-        tag_sort_key(tag),
-        name=tag,
-        digest=parsed.digest,
-        media_type=parsed.media_type,
-        size=parsed.size,
-        body=parsed.body if _inline(parsed.size) else None,
-        pushed_at=clock.now(),
-        expires_at=clock.now() + lifetime if lifetime is not None else None,
-    )
-    if previous is None:
-        t.save(item, condition=TagModel.sort_key.does_not_exist())
-    else:
-        t.save(item, condition=TagModel.digest == previous.digest)
-
-
-def delete_tag(repository: str, tag: str) -> None:
-    """Delete a live tag: one conditional DeleteItem (only the version we read)."""
-    from pynamodb.exceptions import DeleteError
-
-    for _ in range(_ATTEMPTS):
-        try:
-            current = TagModel.get(
-                repository, tag_sort_key(tag), attributes_to_get=["digest", "expires_at"]
-            )
-        except DoesNotExist:
-            raise ManifestUnknown({"tag": tag}) from None
-        if _expired(current):
-            raise ManifestUnknown({"tag": tag})  # as if cleanup had already removed it
-        try:
-            TagModel(repository, tag_sort_key(tag)).delete(
-                condition=TagModel.digest == current.digest
-            )
-            return
-        except DeleteError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-    raise TooManyRequests({"reason": "concurrent updates to this tag; retry"})
-
-
 # Tags deleted per transaction: with the manifest and its referrers entry, DynamoDB's 100.
 _TAG_BATCH = 98
 
@@ -309,36 +213,30 @@ def delete_manifest(repository: str, digest: str) -> None:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             raise ManifestUnknown({"digest": digest}) from None
         raise
-    for _ in range(_DELETE_ROUNDS):
-        names, more = _tag_keys(repository, digest)
-        try:
-            _delete_batch(manifest, marker, names, last=not more)
-        except TransactWriteError as exc:
-            if not transactions.lost_race(exc):
-                raise
-            if _gone_or_ours(repository, digest, marker):
-                return  # another delete of the same manifest finished it
-            continue  # a tag moved away meanwhile: read the index again
-        if not more:
-            return
-    raise TooManyRequests({"reason": "concurrent updates to this manifest; retry"})
+    while not transactions.retried(
+        lambda: _next_batch(manifest, marker), what="manifest", attempts=_ATTEMPTS_PER_BATCH
+    ):
+        pass
 
 
-# Enough rounds for 10,000 tags and some lost races along the way.
-_DELETE_ROUNDS = 10_000 // _TAG_BATCH + 20
+# A batch loses a race only when a tag moves away meanwhile: a few tries, then 429.
+_ATTEMPTS_PER_BATCH = 8
 
 
-def _tag_keys(repository: str, digest: str) -> tuple[list[str], bool]:
-    """Up to a batch of the manifest's tag keys, and whether more may follow."""
-    query = TagModel.by_digest.query(
-        repository,
-        TagsByDigest.digest == digest,
-        consistent_read=True,
-        limit=_TAG_BATCH,
-        page_size=_TAG_BATCH,
-    )
-    keys = [item.sort_key for item in query]
-    return keys, query.last_evaluated_key is not None
+def _next_batch(manifest: ManifestModel, marker: str) -> bool:
+    """Delete the next batch of the manifest's tags (the last with the manifest itself);
+    True when the manifest is gone."""
+    repository, digest = manifest.repository, manifest.digest
+    keys, more = tags.keys_of(repository, digest, _TAG_BATCH)
+    try:
+        _delete_batch(manifest, marker, keys, last=not more)
+    except TransactWriteError as exc:
+        if not transactions.lost_race(exc):
+            raise
+        if _gone_or_ours(repository, digest, marker):
+            return True  # another delete of the same manifest finished it
+        raise transactions.LostRace from exc  # a tag moved away meanwhile: read again
+    return not more
 
 
 def _delete_batch(manifest: ManifestModel, marker: str, sort_keys: list[str], last: bool) -> None:
@@ -369,38 +267,3 @@ def _gone_or_ours(repository: str, digest: str, marker: str) -> bool:
             {"digest": digest, "reason": "the manifest was pushed again while being deleted"}
         )
     return False
-
-
-def list_tags(repository: str, after: str | None, limit: int) -> tuple[list[str], bool]:
-    """Up to `limit` live tags after `after`, in the spec's order; True when more remain."""
-    items, more = tag_page(repository, after, limit, attributes=["name"])
-    return [item.name for item in items], more
-
-
-def tag_page(
-    repository: str,
-    after: str | None,
-    limit: int,
-    *,
-    include_expired: bool = False,
-    attributes: list[str] | None = None,
-) -> tuple[list[TagModel], bool]:
-    """One page of tag items (one Query, more only where expired tags are skipped)."""
-    start = None
-    if after:
-        start = {"repository": {"S": repository}, "sort_key": {"S": tag_sort_key(after)}}
-    live = TagModel.expires_at.does_not_exist() | (TagModel.expires_at > clock.now())
-    query = TagModel.query(
-        repository,
-        limit=limit + 1,
-        page_size=limit + 1,
-        last_evaluated_key=start,
-        filter_condition=None if include_expired else live,
-        attributes_to_get=attributes,
-    )
-    items = []
-    for item in query:
-        items.append(item)
-        if len(items) > limit:
-            break
-    return items[:limit], len(items) > limit

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
+from typing import TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import config
+from chalicelib.errors import TooManyRequests
+
+T = TypeVar("T")
+ATTEMPTS = 4
+
+
+class LostRace(Exception):
+    """A conditional write found the item changed since it was read: read again, retry."""
+
+
+def retried(operation: Callable[[], T], *, what: str, attempts: int = ATTEMPTS) -> T:
+    """Run a read-then-conditional-write until it does not lose a race; 429 after
+    `attempts` losses, so a hot item never turns into an endless loop."""
+    for _ in range(attempts):
+        try:
+            return operation()
+        except LostRace:
+            continue
+    raise TooManyRequests({"reason": f"concurrent updates to this {what}; retry"})
 
 
 @cache
