@@ -12,7 +12,7 @@ import oras.client
 import pytest
 import requests
 
-from tests.integration.conftest import Registry
+from tests.integration.conftest import LIMIT, Registry
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +90,28 @@ def test_oras_pushes_a_helm_chart_shaped_artifact_in_chunked_mode(
     out = tmp_path / "out"
     client.pull(target=target, outdir=str(out))
     assert (out / "mychart-0.1.0.tgz").read_bytes() == chart
+
+
+def test_oras_sdk_pushes_past_the_body_limit_only_with_chunks_under_it(
+    limited_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """oras-py chunks only when asked, and its default chunk (16 MiB) is over an AWS
+    stage's 4.5 MB: it pushes past the limit with `chunk_size` at or under the limit only."""
+    monkeypatch.chdir(tmp_path)
+    blob = os.urandom(3 * LIMIT + 7)
+    Path("big.bin").write_bytes(blob)
+    client = oras_client(limited_registry)
+    target = f"{limited_registry.host}/oras/limits:chunked"
+    pushed = client.push(target=target, files=["big.bin"], do_chunked=True, chunk_size=LIMIT)
+    assert pushed.status_code == 201
+    layer = manifest_of(limited_registry, "oras/limits", "chunked")["layers"][0]
+    assert layer["digest"] == "sha256:" + hashlib.sha256(blob).hexdigest()
+    Path("other.bin").write_bytes(os.urandom(3 * LIMIT + 7))
+    with pytest.raises(ValueError, match="Request Entity Too Large"):  # our 413
+        client.push(
+            target=f"{limited_registry.host}/oras/limits:whole",
+            files=["other.bin"],
+            do_chunked=True,
+            chunk_size=2 * LIMIT,
+        )
+    assert requests.get(f"{limited_registry.url}/v2/oras/limits/manifests/whole").status_code == 404
