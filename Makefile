@@ -48,21 +48,17 @@ bench: $(STAMP)
 	$(PY) bench/push.py
 	$(PY) bench/soak.py
 
-# Only the soak: 10,000 pushes and pulls from 8 clients, Stratus and Distribution (~30 min).
-# SOAK_ARGS="--images 200" for a quick look.
-bench-soak: $(STAMP)
-	$(PY) bench/soak.py $(SOAK_ARGS)
-
 # The property-based campaign of the test suite, far longer and with fresh random input each
 # run (make test runs it derandomized, 30 examples per route family).
 campaign: $(STAMP)
 	STRATUS_CAMPAIGN_EXAMPLES=$${STRATUS_CAMPAIGN_EXAMPLES:-1000} STRATUS_CAMPAIGN_RANDOM=1 \
 		$(PY) -m pytest -p no:cacheprovider tests/unit/test_campaign.py
 
-# Not in `make test`: 10,000 images from 8 clients, local mode beside Distribution (long).
+# Only the soak, not in `make test`: 10,000 pushes and pulls from 8 clients, local mode beside
+# Distribution (~30 min). SOAK_ARGS="--images 200" for a quick look.
 bench-soak: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
-	$(PY) bench/soak.py
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
