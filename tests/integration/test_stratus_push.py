@@ -1,5 +1,5 @@
 """`stratus push` over HTTP: a 1 GiB layer straight to S3, and the chunked fallback against
-a registry without the extension and with a request-size limit (issue 8)."""
+a registry without the extension and with a request-size limit."""
 
 from __future__ import annotations
 
