@@ -34,8 +34,9 @@ def _request() -> RegistryRequest:
 
 @app.route("/v2", methods=METHODS, content_types=["*/*"])
 def version_check() -> Response:
-    """end-1: the registry implements distribution-spec v1.1 (and challenges, with auth on)."""
-    return routes.version_check(_request())
+    """end-1: the registry implements distribution-spec v1.1 (and challenges, with auth on);
+    a registry-level route of the dispatch table (chalicelib/endpoints/base.py)."""
+    return routes.dispatch(_request())
 
 
 @app.route("/v2/{proxy+}", methods=METHODS, content_types=["*/*"])

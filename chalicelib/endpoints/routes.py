@@ -1,9 +1,9 @@
 """One dispatch table for every `/v2/<name>/...` endpoint of distribution-spec v1.1.
 
 Chalice cannot match a multi-segment repository name in one path parameter, so API Gateway
-routes `/v2/{proxy+}` here and the table below mirrors the spec's endpoint list (end-1 is
-its own route in app.py). The greedy `name` group takes the last `/blobs/`, `/manifests/`,
-... so names like `a/blobs/b` still work.
+routes `/v2/{proxy+}` here and the table below mirrors the spec's endpoint list (end-1,
+`/v2/` itself, is a registry-level route, and so are `_catalog` and `/v2/auth`). The greedy
+`name` group takes the last `/blobs/`, `/manifests/`, ... so names like `a/blobs/b` still work.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from chalicelib.auth import access
 from chalicelib.auth.scopes import CATALOG, DELETE, PULL, PUSH, Scope, repository
 from chalicelib.endpoints import (
     accounts,
+    base,
     blobs,
     catalog,
     extensions,
@@ -126,6 +127,7 @@ CATALOG_SCOPE = Scope("registry", CATALOG, frozenset({"*"}))
 REGISTRY_ROUTES: dict[
     str, tuple[dict[str, Callable[[RegistryRequest], Response]], list[Scope] | None]
 ] = {
+    "": ({"GET": base.version}, []),  # end-1: `/v2/`
     "auth": ({"GET": token.get_token, "POST": token.post_token}, None),
     "_catalog": ({"GET": catalog.list_repositories}, [CATALOG_SCOPE]),
     "_catalog/": ({"GET": catalog.list_repositories}, [CATALOG_SCOPE]),
@@ -278,31 +280,6 @@ def resolve(
         allowed = _authorized(request, needed)
         return lambda: handler(allowed, **params)
     raise NotFound({"path": request.path})
-
-
-VERSION_METHODS = ("GET", "HEAD")
-
-
-def version_check(request: RegistryRequest) -> Response:
-    """end-1: 200 for a caller with a valid token (any scope); the challenge otherwise.
-    Logged like every other request: the challenge is where clients' logins begin."""
-    span = observability.Span()
-    record = observability.RequestRecord(
-        "version.check", request.method, request_id=request.request_id
-    )
-    try:
-        if request.method not in VERSION_METHODS:
-            raise Unsupported(
-                {"method": request.method}, headers={"Allow": ", ".join(VERSION_METHODS)}
-            )
-        access.authorize(request, [])
-        response = json_response({}, headers=API_VERSION_HEADER)
-    except RegistryError as error:
-        record.error_code = error.code
-        response = render_error(error)
-    record.status = response.status_code
-    span.finish(record)
-    return without_body(request, response)
 
 
 def without_body(request: RegistryRequest, response: Response) -> Response:

@@ -52,7 +52,7 @@ def test_request_log_has_operation_repository_status_latency_and_aws_calls(
 def test_version_check_and_its_challenge_are_logged(client: Client, observed, capsys) -> None:
     client.get("/v2/")
     (logged,) = requests_logged(capsys.readouterr().out)
-    assert logged["operation"] == "version.check"
+    assert logged["operation"] == "base.version"
     assert (logged["status"], logged["error_code"]) == (401, "UNAUTHORIZED")
 
 
