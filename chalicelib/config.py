@@ -9,7 +9,6 @@ that does not parse or is out of range stops the start with the variable's name,
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -376,6 +375,8 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     known = {s.env for s in SETTINGS} | OTHER_VARIABLES
     reports = []
     for name in sorted(n for n in environ if n.startswith("STRATUS_") and n not in known):
+        import difflib  # only for a name nobody reads: no weight on the cold start
+
         close = difflib.get_close_matches(name, known, n=1)
         reports.append(f"{name} (did you mean {close[0]}?)" if close else name)
     return reports

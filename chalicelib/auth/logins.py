@@ -7,6 +7,8 @@ refused before the secret is even checked, until the window ends.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import math
 from dataclasses import dataclass
@@ -43,9 +45,6 @@ def credential_generation(account: AccountModel) -> str:
     of its stored secret (salted hash). Deleting the account, recreating the name, changing
     the password or regenerating a robot's token each change it, so a refresh token that
     carries the old one stops working at once, with no revocation list to keep."""
-    import base64
-    import hashlib
-
     material = f"{account.name}\0{account.created_at.isoformat()}\0{account.secret or ''}"
     digest = hashlib.sha256(material.encode()).digest()[:16]
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")

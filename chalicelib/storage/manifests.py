@@ -140,8 +140,9 @@ def _commit(
         raise
 
 
-# Items a manifest's own commit may need (manifest, repository, referrer, tag, old manifest).
-_MAX_TOUCHES_INLINE = 100 - 5
+# Items a manifest's own commit may need besides its touches: manifest, repository,
+# referrers entry, tag.
+_MAX_TOUCHES_INLINE = 100 - 4
 
 Touch = tuple[BlobLinkModel | ManifestModel, UTCDateTimeAttribute]
 
