@@ -13,8 +13,6 @@ clients on one stand-in; they do not predict throughput to AWS.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import platform
 import shutil
@@ -30,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.local.stack import free_port  # noqa: E402
-from tests.images import OCI_CONFIG, OCI_MANIFEST, sha256, write_layout  # noqa: E402
+from tests.images import generated_layout  # noqa: E402
 
 MB = 1000 * 1000
 OUTPUT = ROOT / "docs" / "bench-push.md"
@@ -38,35 +36,7 @@ OUTPUT = ROOT / "docs" / "bench-push.md"
 
 def make_layout(path: Path, total: int, layers: int) -> Path:
     """An OCI layout of `layers` uncompressible layers, `total` bytes in all."""
-    blob_dir = path / "blobs" / "sha256"
-    blob_dir.mkdir(parents=True)
-    block = os.urandom(4 * 1024 * 1024)
-    descriptors = []
-    for index in range(layers):
-        size, hasher, staging = total // layers, hashlib.sha256(), path / "staging"
-        with staging.open("wb") as out:
-            for offset in range(0, size, len(block)):
-                piece = (repr((index, offset)).encode().ljust(32) + block[32:])[: size - offset]
-                out.write(piece)
-                hasher.update(piece)
-        staging.rename(blob_dir / hasher.hexdigest())
-        descriptors.append(
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": f"sha256:{hasher.hexdigest()}",
-                "size": size,
-            }
-        )
-    config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": descriptors,
-        }
-    ).encode()
-    return write_layout(path, [config], manifest, OCI_MANIFEST, "v1")
+    return generated_layout(path, [total // layers] * layers)[0]
 
 
 def start_registry(work: Path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:

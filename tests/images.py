@@ -138,6 +138,41 @@ def write_layout(path: Path, blobs: list[bytes], top: bytes, top_type: str, tag:
     return path
 
 
+def generated_layout(path: Path, layer_sizes: list[int]) -> tuple[Path, bytes]:
+    """An OCI layout of uncompressible layers of these sizes, streamed to disk."""
+    blob_dir = path / "blobs" / "sha256"
+    blob_dir.mkdir(parents=True)
+    descriptors = []
+    block = os.urandom(4 * 1024 * 1024)
+    for index, size in enumerate(layer_sizes):
+        hasher, staging = hashlib.sha256(), path / "staging"
+        with staging.open("wb") as out:
+            for offset in range(0, size, len(block)):
+                piece = (index, offset).__repr__().encode().ljust(32) + block[32:]
+                piece = piece[: min(len(block), size - offset)]
+                out.write(piece)
+                hasher.update(piece)
+        staging.rename(blob_dir / hasher.hexdigest())
+        descriptors.append(
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": f"sha256:{hasher.hexdigest()}",
+                "size": size,
+            }
+        )
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": str(block[:8])}).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+            "layers": descriptors,
+        }
+    ).encode()
+    write_layout(path, [config], manifest, OCI_MANIFEST, "v1")
+    return path, manifest
+
+
 def image_layout(path: Path, image: Image, tag: str = "latest") -> Path:
     return write_layout(path, [image.config, *image.layers], image.manifest, OCI_MANIFEST, tag)
 

@@ -11,14 +11,10 @@ import tempfile
 from pathlib import Path
 
 from tests.images import (
-    OCI_CONFIG,
-    OCI_MANIFEST,
     Image,
     image_layout,
     make_image,
     random_layer,
-    sha256,
-    write_layout,
 )
 from tests.integration.conftest import ROOT, Registry, skopeo
 
@@ -36,15 +32,19 @@ def layout_of(tmp_path: Path, image: Image, tag: str = "v1") -> Path:
 
 
 def stratus_push(
-    source: str, destination: str, *extra: str, env: dict[str, str] | None = None
+    source: str,
+    destination: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    quiet: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """`bin/stratus push --plain-http --quiet ...`, as a user runs it."""
+    """`bin/stratus push --plain-http [--quiet] ...`, as a user runs it."""
     return subprocess.run(
         [
             str(ROOT / "bin" / "stratus"),
             "push",
             "--plain-http",
-            "--quiet",
+            *(["--quiet"] if quiet else []),
             *extra,
             source,
             destination,
@@ -71,38 +71,3 @@ def pulled_manifest(registry: Registry, reference: str) -> dict:
 
 def diff_ids(layers: list[bytes]) -> list[str]:
     return ["sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest() for layer in layers]
-
-
-def generated_layout(path: Path, layer_sizes: list[int]) -> tuple[Path, bytes]:
-    """An OCI layout of uncompressible layers of these sizes, streamed to disk."""
-    blob_dir = path / "blobs" / "sha256"
-    blob_dir.mkdir(parents=True)
-    descriptors = []
-    block = os.urandom(4 * MIB)
-    for index, size in enumerate(layer_sizes):
-        hasher, staging = hashlib.sha256(), path / "staging"
-        with staging.open("wb") as out:
-            for offset in range(0, size, len(block)):
-                piece = (index, offset).__repr__().encode().ljust(32) + block[32:]
-                piece = piece[: min(len(block), size - offset)]
-                out.write(piece)
-                hasher.update(piece)
-        staging.rename(blob_dir / hasher.hexdigest())
-        descriptors.append(
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": f"sha256:{hasher.hexdigest()}",
-                "size": size,
-            }
-        )
-    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": str(block[:8])}).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": descriptors,
-        }
-    ).encode()
-    write_layout(path, [config], manifest, OCI_MANIFEST, "v1")
-    return path, manifest

@@ -18,7 +18,6 @@ import requests
 from chalicelib.local.stack import free_port
 from tests.images import make_image, random_layer
 from tests.integration.conftest import (
-    ROOT,
     Registry,
     admin_cli,
     require_tool,
@@ -203,19 +202,7 @@ def test_push_with_a_token_mounts_from_another_repository_it_may_pull(
     layout = f"oci:{layout_of(tmp_path, small_image('auth-mount'))}:v1"
     first = stratus_push(layout, f"{auth_registry.host}/pushers/mount-a:v1", env=env)
     assert first.returncode == 0, first.stderr
-    second = subprocess.run(
-        [
-            str(ROOT / "bin" / "stratus"),
-            "push",
-            "--plain-http",
-            layout,
-            f"{auth_registry.host}/pushers/mount-b:v1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-    )
+    second = stratus_push(layout, f"{auth_registry.host}/pushers/mount-b:v1", env=env, quiet=False)
     assert second.returncode == 0, second.stderr
     assert second.stderr.count(": mounted") == 3  # two layers and the config
 

@@ -32,8 +32,9 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from chalicelib.local.stack import free_port
+from tests.images import generated_layout
 from tests.integration.conftest import ROOT, Registry, _start, _stop
-from tests.integration.push_helpers import generated_layout, pull_layout, stratus_push
+from tests.integration.push_helpers import pull_layout, stratus_push
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -24,7 +23,7 @@ import requests
 
 from chalicelib.push import sources
 from tests.images import index_layout, make_index, sha256
-from tests.integration.conftest import ROOT, Registry, require_tool, skopeo
+from tests.integration.conftest import Registry, require_tool, skopeo
 from tests.integration.push_helpers import (
     diff_ids,
     layout_of,
@@ -322,18 +321,8 @@ def test_push_mounts_blobs_it_pushed_to_another_repository(
     for blob in (layout / "blobs" / "sha256").iterdir():  # emptied: only a mount can work
         if f"sha256:{blob.name}" != image.digest:
             blob.write_bytes(b"")
-    second = subprocess.run(
-        [
-            str(ROOT / "bin" / "stratus"),
-            "push",
-            "--plain-http",
-            f"oci:{layout}:v1",
-            f"{registry.host}/src/mount-b:v1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
+    second = stratus_push(
+        f"oci:{layout}:v1", f"{registry.host}/src/mount-b:v1", env=env, quiet=False
     )
     assert second.returncode == 0, second.stderr
     assert second.stderr.count(": mounted") == 3  # two layers and the config
