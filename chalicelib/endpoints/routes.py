@@ -27,6 +27,7 @@ from chalicelib.endpoints import (
     extensions,
     management,
     manifests,
+    policies,
     referrers,
     tags,
     token,
@@ -141,6 +142,8 @@ def _self_checked(label: str, pattern: str, methods: dict[str, Handler]) -> Rout
 
 
 _ACCOUNT = r"[a-z0-9._-]+"
+_POLICIES = "immutabilitypolicy|autoprunepolicy"
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # `/api/v1/{proxy+}`: the management API (Quay's paths where Quay has them), docs/auth.md.
 MANAGEMENT_ROUTES: tuple[Route, ...] = (
     _self_checked("users", r"users/?", {"GET": accounts.list_users, "POST": accounts.create_user}),
@@ -197,6 +200,26 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
         "visibility",
         r"repository/(?P<name>.+)/changevisibility",
         {"POST": accounts.change_visibility},
+    ),
+    _self_checked(
+        "namespace policies",
+        rf"organization/(?P<namespace>{_ACCOUNT})/(?P<segment>{_POLICIES})/?",
+        {"GET": policies.namespace_policies, "POST": policies.namespace_policies},
+    ),
+    _self_checked(
+        "namespace policy",
+        rf"organization/(?P<namespace>{_ACCOUNT})/(?P<segment>{_POLICIES})/(?P<policy_id>{_UUID})",
+        {m: policies.namespace_policy for m in ("GET", "PUT", "DELETE")},
+    ),
+    _self_checked(
+        "repository policies",
+        rf"repository/(?P<name>.+)/(?P<segment>{_POLICIES})/?",
+        {"GET": policies.repository_policies, "POST": policies.repository_policies},
+    ),
+    _self_checked(
+        "repository policy",
+        rf"repository/(?P<name>.+)/(?P<segment>{_POLICIES})/(?P<policy_id>{_UUID})",
+        {m: policies.repository_policy for m in ("GET", "PUT", "DELETE")},
     ),
 )
 

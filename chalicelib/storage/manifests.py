@@ -24,6 +24,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.errors import ManifestBlobUnknown, ManifestUnknown, TooManyRequests
+from chalicelib.policies import immutability
 from chalicelib.registry.manifests import ParsedManifest
 from chalicelib.storage import blobs, bodies, referrers, tags, transactions
 from chalicelib.storage.models import (
@@ -204,6 +205,7 @@ def delete_manifest(repository: str, digest: str) -> None:
     had been deleted one by one before the push. A delete cut short (a crash, a timeout)
     leaves the mark, which pulls ignore; repeating the DELETE finishes it.
     """
+    immutability.refuse_manifest_delete(repository, digest)
     marker = secrets.token_hex(8)
     manifest = ManifestModel(repository, digest)
     try:
@@ -229,6 +231,7 @@ def _next_batch(manifest: ManifestModel, marker: str) -> bool:
     True when the manifest is gone."""
     repository, digest = manifest.repository, manifest.digest
     keys, more = tags.keys_of(repository, digest, _TAG_BATCH)
+    immutability.refuse_tags(repository, keys)  # one tagged since the check above
     try:
         _delete_batch(manifest, marker, keys, last=not more)
     except TransactWriteError as exc:

@@ -14,6 +14,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.errors import ManifestUnknown, TagExpired
+from chalicelib.policies import immutability
 from chalicelib.registry import expiry
 from chalicelib.registry.manifests import ParsedManifest
 from chalicelib.registry.names import tag_sort_key
@@ -57,6 +58,9 @@ def write(
     """Point the tag at the manifest, in the manifest's transaction, on condition that it
     still points where the push read it (`previous`, None: nowhere)."""
     lifetime = expiry.parse(expires_after)
+    if previous is not None and previous != parsed.digest:
+        immutability.refuse_change(repository, tag)
+    lifetime = immutability.lifetime_for(repository, tag, lifetime)
     item = TagModel(
         repository,
         tag_sort_key(tag),
@@ -88,6 +92,7 @@ def _delete_once(repository: str, tag: str) -> None:
         raise ManifestUnknown({"tag": tag}) from None
     if expired(current):
         raise ManifestUnknown({"tag": tag})  # as if cleanup had already removed it
+    immutability.refuse_change(repository, tag)
     try:
         TagModel(repository, tag_sort_key(tag)).delete(condition=TagModel.digest == current.digest)
     except DeleteError as exc:

@@ -1,0 +1,1 @@
+"""Repository policies: immutable tags, auto-prune retention, storage quotas (docs/policies.md)."""

@@ -1,0 +1,232 @@
+"""Immutability and auto-prune policies, kept in the accounts table beside the permissions
+they resemble: pk "policy <resource>" ("acme/" for a namespace, "acme/app" for a
+repository), sk "<kind> <uuid>". All policies of one resource are one Query, and a push reads
+at most two (its namespace's and its repository's), cached for CACHE_SECONDS per container.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from pynamodb.attributes import BooleanAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
+
+from chalicelib.storage.models import AuthItem, utcnow
+
+IMMUTABILITY, AUTOPRUNE = "immutability", "autoprune"
+KINDS = (IMMUTABILITY, AUTOPRUNE)
+# How long a container trusts the policies it read: a new policy takes effect everywhere
+# within this many seconds (at once in the container that wrote it).
+CACHE_SECONDS = 10.0
+
+
+class PolicyModel(AuthItem, discriminator="policy"):
+    """One policy; `method`/`value` only for auto-prune."""
+
+    policy_kind = UnicodeAttribute()
+    tag_pattern = UnicodeAttribute(null=True)
+    tag_pattern_matches = BooleanAttribute(default=True)
+    method = UnicodeAttribute(null=True)
+    value = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+
+
+@dataclass(frozen=True)
+class Policy:
+    resource: str  # "acme/" or "acme/app"
+    kind: str
+    uuid: str
+    tag_pattern: str | None
+    tag_pattern_matches: bool = True
+    method: str | None = None
+    value: str | None = None
+
+
+class PolicyMissing(Exception):
+    pass
+
+
+def _pk(resource: str) -> str:
+    return f"policy {resource}"
+
+
+def _policy(item: PolicyModel) -> Policy:
+    resource = item.pk.split(" ", 1)[1]
+    return Policy(
+        resource,
+        item.policy_kind,
+        item.sk.split(" ", 1)[1],
+        item.tag_pattern,
+        bool(item.tag_pattern_matches),
+        item.method,
+        item.value,
+    )
+
+
+_cache: dict[str, tuple[float, tuple[Policy, ...]]] = {}
+_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Drop every cached read (tests; and a container that just wrote)."""
+    with _lock:
+        _cache.clear()
+
+
+def read(resource: str, *, fresh: bool = False) -> tuple[Policy, ...]:
+    """Every policy on the resource: one Query, served from the cache for CACHE_SECONDS."""
+    now = time.monotonic()
+    with _lock:
+        cached = _cache.get(resource)
+    if cached is not None and cached[0] > now and not fresh:
+        return cached[1]
+    found = tuple(
+        _policy(item)
+        for item in AuthItem.query(_pk(resource), consistent_read=fresh)
+        if isinstance(item, PolicyModel)
+    )
+    with _lock:
+        _cache[resource] = (now + CACHE_SECONDS, found)
+    return found
+
+
+def of_kind(resource: str, kind: str, *, fresh: bool = False) -> list[Policy]:
+    return [p for p in read(resource, fresh=fresh) if p.kind == kind]
+
+
+def get(resource: str, kind: str, policy_id: str) -> Policy:
+    try:
+        item = AuthItem.get(_pk(resource), f"{kind} {policy_id}", consistent_read=True)
+    except DoesNotExist:
+        raise PolicyMissing(policy_id) from None
+    if not isinstance(item, PolicyModel):
+        raise PolicyMissing(policy_id)
+    return _policy(item)
+
+
+def create(
+    resource: str,
+    kind: str,
+    tag_pattern: str | None,
+    tag_pattern_matches: bool,
+    method: str | None = None,
+    value: str | None = None,
+) -> Policy:
+    policy_id = str(uuid.uuid4())
+    PolicyModel(
+        _pk(resource),
+        f"{kind} {policy_id}",
+        policy_kind=kind,
+        tag_pattern=tag_pattern,
+        tag_pattern_matches=tag_pattern_matches,
+        method=method,
+        value=value,
+    ).save()
+    forget()
+    return Policy(resource, kind, policy_id, tag_pattern, tag_pattern_matches, method, value)
+
+
+def update(
+    resource: str,
+    kind: str,
+    policy_id: str,
+    tag_pattern: str | None,
+    tag_pattern_matches: bool,
+    method: str | None = None,
+    value: str | None = None,
+) -> Policy:
+    item = PolicyModel(_pk(resource), f"{kind} {policy_id}")
+    try:
+        item.update(
+            actions=[
+                PolicyModel.tag_pattern.set(tag_pattern)
+                if tag_pattern is not None
+                else PolicyModel.tag_pattern.remove(),
+                PolicyModel.tag_pattern_matches.set(tag_pattern_matches),
+                PolicyModel.method.set(method) if method else PolicyModel.method.remove(),
+                PolicyModel.value.set(value) if value else PolicyModel.value.remove(),
+            ],
+            condition=PolicyModel.policy_kind == kind,
+        )
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise PolicyMissing(policy_id) from None
+        raise
+    forget()
+    return Policy(resource, kind, policy_id, tag_pattern, tag_pattern_matches, method, value)
+
+
+def delete(resource: str, kind: str, policy_id: str) -> None:
+    try:
+        PolicyModel(_pk(resource), f"{kind} {policy_id}").delete(
+            condition=PolicyModel.policy_kind == kind
+        )
+    except DeleteError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise PolicyMissing(policy_id) from None
+        raise
+    forget()
+
+
+# -- what policies act on: a namespace's repositories and their tags ------------------------
+
+
+def repositories_in(namespace: str) -> list[str]:
+    """The namespace's repositories, from the catalog index (one Query per 1 MB of names)."""
+    from chalicelib.storage.models import CATALOG_PARTITION, RepositoryModel
+
+    query = RepositoryModel.catalog.query(
+        CATALOG_PARTITION, RepositoryModel.name.startswith(namespace + "/")
+    )
+    return [item.name for item in query]
+
+
+@dataclass(frozen=True)
+class TagRow:
+    """What pruning and expiry release need of a tag."""
+
+    name: str
+    sort_key: str
+    digest: str
+    pushed_at: float  # epoch seconds
+    expires_at: float | None
+
+
+def tag_rows(repository: str, *, with_expiry_only: bool = False) -> list[TagRow]:
+    """Every tag item of the repository (expired ones too), keys and times only."""
+    from chalicelib.storage.models import TagModel
+
+    query = TagModel.query(
+        repository,
+        filter_condition=TagModel.expires_at.exists() if with_expiry_only else None,
+        attributes_to_get=["name", "sort_key", "digest", "pushed_at", "expires_at"],
+    )
+    return [
+        TagRow(
+            item.name,
+            item.sort_key,
+            item.digest,
+            item.pushed_at.timestamp(),
+            item.expires_at.timestamp() if item.expires_at is not None else None,
+        )
+        for item in query
+    ]
+
+
+def clear_expiry(repository: str, row: TagRow) -> bool:
+    """Make the tag live for ever, on condition that it is the version read (a re-push wins)."""
+    from chalicelib.storage.models import TagModel
+
+    try:
+        TagModel(repository, row.sort_key).update(
+            actions=[TagModel.expires_at.remove()],
+            condition=(TagModel.digest == row.digest) & TagModel.expires_at.exists(),
+        )
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
