@@ -1,0 +1,5 @@
+"""`python -m chalicelib.cleanup [--dry-run]`."""
+
+from chalicelib.cleanup import main
+
+main()
