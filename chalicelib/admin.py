@@ -9,6 +9,10 @@ the management API (`/api/v1`, chalicelib/endpoints/accounts.py).
     stratus admin grant acme/app alice write   # "acme/" grants on the whole namespace
     stratus admin visibility acme/app public
     stratus admin tags acme/app --all
+    stratus admin set-proxycache hub docker.io --username bob --password-stdin
+    stratus admin validate-proxycache hub docker.io    # tries the upstream first
+    stratus admin proxycache hub                       # the configuration, no secrets
+    stratus admin delete-proxycache hub
 
 The caller's password comes from STRATUS_PASSWORD or a prompt; with auth off (local mode's
 default) no credentials are needed.
@@ -96,6 +100,23 @@ def _permission_path(resource: str, principal: str = "") -> str:
     return f"/api/v1/repository/{resource}/permissions/{suffix}"
 
 
+def _proxycache_body(args: argparse.Namespace) -> dict[str, Any]:
+    """Quay's proxycache fields; the upstream password from stdin or a prompt."""
+    body: dict[str, Any] = {
+        "upstream_registry": args.upstream,
+        "expiration_s": args.expiration,
+        "insecure": args.insecure,
+    }
+    if args.username:
+        body["upstream_registry_username"] = args.username
+        if args.password_stdin:
+            body["upstream_registry_password"] = sys.stdin.readline().rstrip("\n")
+        else:
+            prompt = f"{args.username}'s password at {args.upstream}: "
+            body["upstream_registry_password"] = _ask(prompt, "pipe it in with --password-stdin")
+    return body
+
+
 def run(api: Api, args: argparse.Namespace) -> Any:
     """The command's answer, as JSON, or None for commands that print their own."""
     command = args.command
@@ -136,6 +157,16 @@ def run(api: Api, args: argparse.Namespace) -> Any:
     if command == "visibility":
         path = f"/api/v1/repository/{args.repository}/changevisibility"
         return api.call("POST", path, {"visibility": args.visibility})
+    if command == "proxycache":
+        return api.call("GET", f"/api/v1/organization/{args.namespace}/proxycache")
+    if command == "set-proxycache":
+        path = f"/api/v1/organization/{args.namespace}/proxycache"
+        return api.call("POST", path, _proxycache_body(args))
+    if command == "validate-proxycache":
+        path = f"/api/v1/organization/{args.namespace}/validateproxycache"
+        return api.call("POST", path, _proxycache_body(args))
+    if command == "delete-proxycache":
+        return api.call("DELETE", f"/api/v1/organization/{args.namespace}/proxycache")
     raise SystemExit(f"unknown command {command}")
 
 
@@ -184,6 +215,23 @@ def parser() -> argparse.ArgumentParser:
     visibility = commands.add_parser("visibility", help="make a repository public or private")
     visibility.add_argument("repository")
     visibility.add_argument("visibility", choices=["public", "private"])
+    commands.add_parser(
+        "proxycache", help="show an organization's pull-through cache"
+    ).add_argument("namespace")
+    for name, text in (
+        ("set-proxycache", "make an organization a pull-through cache of an upstream"),
+        ("validate-proxycache", "try an upstream and its credentials"),
+    ):
+        cache = commands.add_parser(name, help=text)
+        cache.add_argument("namespace")
+        cache.add_argument("upstream", help="host[:port][/path], e.g. docker.io")
+        cache.add_argument("--expiration", type=int, default=86400, help="seconds (86400)")
+        cache.add_argument("--insecure", action="store_true", help="plain HTTP upstream")
+        cache.add_argument("--username", help="upstream user (password: prompt or stdin)")
+        cache.add_argument("--password-stdin", action="store_true")
+    commands.add_parser(
+        "delete-proxycache", help="stop caching (cached content stays until GC)"
+    ).add_argument("namespace")
     return root
 
 
