@@ -1,13 +1,15 @@
 """Blobs: end-2 (GET/HEAD) and end-10 (DELETE).
 
 GET answers 307 to a presigned S3 URL, so blob bytes never pass through Lambda. HEAD is
-answered from our own metadata: a URL presigned for GET would fail a HEAD.
+answered from our own metadata: a URL presigned for GET would fail a HEAD. A pull-through
+cache's miss is answered by chalicelib/proxycache/blobs.py.
 """
 
 from __future__ import annotations
 
 from chalice import Response
 
+from chalicelib import proxycache
 from chalicelib.endpoints.http import RegistryRequest, empty
 from chalicelib.errors import BlobUnknown
 from chalicelib.registry.digests import is_supported, parse_digest
@@ -24,7 +26,17 @@ def _linked(name: str, digest: str) -> blobs.Blob:
 
 
 def head(request: RegistryRequest, name: str, digest: str) -> Response:
-    blob = _linked(name, digest)
+    try:
+        blob = _linked(name, digest)
+    except BlobUnknown:
+        cache = proxycache.config_for(name)
+        if cache is None:
+            raise
+        from chalicelib.proxycache import blobs as cached
+
+        size = cached.size(cache, name, str(parse_digest(digest)))
+        headers = {"Docker-Content-Digest": str(parse_digest(digest))}
+        return empty(200, {**headers, **({"Content-Length": str(size)} if size else {})})
     return empty(
         200,
         {
@@ -36,7 +48,17 @@ def head(request: RegistryRequest, name: str, digest: str) -> Response:
 
 
 def get(request: RegistryRequest, name: str, digest: str) -> Response:
-    blob = _linked(name, digest)
+    try:
+        blob = _linked(name, digest)
+    except BlobUnknown:
+        cache = proxycache.config_for(name)
+        if cache is None:
+            raise
+        from chalicelib.proxycache import blobs as cached  # a pull-through cache's miss
+
+        parsed = str(parse_digest(digest))
+        location = cached.location(cache, name, parsed)
+        return empty(307, {"Location": location, "Docker-Content-Digest": parsed})
     return empty(
         307,
         {"Location": blobs.presigned_get_url(blob.digest), "Docker-Content-Digest": blob.digest},

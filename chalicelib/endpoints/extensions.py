@@ -20,7 +20,7 @@ import re
 
 from chalice import Response
 
-from chalicelib import config
+from chalicelib import config, proxycache
 from chalicelib.endpoints.http import RegistryRequest, empty, json_response
 from chalicelib.endpoints.uploads import digest_param
 from chalicelib.errors import BadQuery, BlobUploadInvalid, NotFound
@@ -72,6 +72,7 @@ def _location(session: UploadModel) -> str:
 
 def start(request: RegistryRequest, name: str) -> Response:
     _enabled()
+    proxycache.refuse_push(name)
     size = _int_param(request, "size", required=True)
     part_size = _int_param(request, "part_size", required=False)
     session = direct.start(name, size or 0, part_size)

@@ -6,7 +6,7 @@ from functools import partial
 
 from chalice import Response
 
-from chalicelib import config
+from chalicelib import config, proxycache
 from chalicelib.endpoints import schema1 as legacy
 from chalicelib.endpoints.http import Headers, RegistryRequest, empty
 from chalicelib.errors import (
@@ -25,9 +25,17 @@ from chalicelib.storage import manifests as store
 from chalicelib.storage.bodies import StoredManifest
 
 
-def _lookup(name: str, reference: str, *, with_body: bool) -> StoredManifest:
+def _lookup(
+    request: RegistryRequest, name: str, reference: str, *, with_body: bool
+) -> StoredManifest:
     """The manifest a pull names. A reference that is neither a tag nor a digest we could
-    store names nothing: 404, as the spec answers any pull of what is not there."""
+    store names nothing: 404, as the spec answers any pull of what is not there. In a
+    pull-through cache organization the cache answers (chalicelib/proxycache/)."""
+    cache = proxycache.config_for(name)
+    if cache is not None:
+        from chalicelib.proxycache import pull
+
+        return pull.lookup(cache, request, name, reference, with_body=with_body)
     if looks_like_digest(reference):
         try:
             digest = parse_supported(reference)
@@ -51,11 +59,11 @@ def _negotiated(
     request: RegistryRequest, name: str, reference: str, *, with_body: bool
 ) -> StoredManifest:
     """The stored manifest, or its schema 1 form for a client that can take nothing else."""
-    manifest = _lookup(name, reference, with_body=with_body)
+    manifest = _lookup(request, name, reference, with_body=with_body)
     if looks_like_digest(reference) or not legacy.wanted(request, manifest.media_type):
         return manifest
     if manifest.body is None:
-        manifest = _lookup(name, reference, with_body=True)
+        manifest = _lookup(request, name, reference, with_body=True)
     return legacy.convert(name, reference, manifest)
 
 
@@ -104,6 +112,7 @@ def _expires_after(parsed: rules.ParsedManifest, children: dict[str, str | None]
 
 
 def put(request: RegistryRequest, name: str, reference: str) -> Response:
+    proxycache.refuse_push(name)
     body = request.body
     limit = config.settings.max_manifest_bytes
     if len(body) > limit:

@@ -6,7 +6,7 @@ import re
 
 from chalice import Response
 
-from chalicelib import config
+from chalicelib import config, proxycache
 from chalicelib.auth.access import may_pull
 from chalicelib.endpoints.http import RegistryRequest, empty
 from chalicelib.errors import BlobUploadInvalid, DigestInvalid, RangeNotSatisfiable
@@ -97,6 +97,7 @@ def _link_or_none(name: str, found: blobs.Blob) -> blobs.Blob | None:
 
 
 def start(request: RegistryRequest, name: str) -> Response:
+    proxycache.refuse_push(name)
     mount = request.param("mount")
     if mount is not None:
         mounted = _mount(request, name, parse_supported(mount), request.param("from"))
