@@ -297,6 +297,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Docker V1 pull endpoints (read-only)",
     ),
     Setting(
+        "event_bus",
+        "STRATUS_EVENT_BUS",
+        _text,
+        "default",
+        "the EventBridge bus registry events go to (docs/events.md); `none`: no EventBridge",
+    ),
+    Setting(
         None,
         "STRATUS_OBSERVABILITY",
         parse_flag,
@@ -368,6 +375,7 @@ class Settings:
     login_failures_per_source: int
     login_failure_window_seconds: int
     v1_pulls: bool
+    event_bus: str
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:

@@ -35,6 +35,7 @@ S3_ACTIONS = {
 OTHER_ACTIONS = {
     ("ssm", "GetParameter"): ["ssm:GetParameter"],
     ("lambda", "Invoke"): ["lambda:InvokeFunction"],
+    ("events", "PutEvents"): ["events:PutEvents"],
 }
 
 API_DYNAMODB = [
@@ -120,12 +121,27 @@ def api_policy(stage: str) -> Policy:
     }
 
 
+def _registry_events(stage: str) -> PolicyStatement:
+    """Registry events on the account's default bus or the stage's own (STRATUS_EVENT_BUS
+    names one called `stratus-<stage>-...`; docs/events.md)."""
+    return _allow(
+        "RegistryEvents",
+        ["events:PutEvents"],
+        [
+            "arn:aws:events:*:*:event-bus/default",
+            f"arn:aws:events:*:*:event-bus/stratus-{stage}-*",
+        ],
+    )
+
+
 def cleanup_policy(stage: str) -> Policy:
-    """The scheduled cleanup: scans and bucket listings too."""
+    """The scheduled cleanup and the tables' stream consumer: scans, bucket listings and
+    registry events too."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             *_common(stage, [*API_DYNAMODB, "dynamodb:Scan"]),
+            _registry_events(stage),
             _allow(
                 "BucketListing",
                 ["s3:ListBucket", "s3:ListBucketMultipartUploads"],

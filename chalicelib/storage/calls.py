@@ -42,8 +42,8 @@ def _origin() -> str | None:
         name = frame.f_code.co_filename.replace("\\", "/")
         if name.endswith("chalicelib/local/stack.py"):
             return None  # provisioning local stand-ins, not something a stage does
-        if name.endswith("chalicelib/cleanup.py"):
-            role = "cleanup"
+        if name.endswith(("chalicelib/cleanup.py", "chalicelib/events/subscriber.py")):
+            role = "cleanup"  # the stream consumer runs with the cleanup functions' role
         if first is None and not any(lib in name for lib in _LIBRARIES):
             first = name
         frame = frame.f_back

@@ -24,6 +24,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.errors import ManifestBlobUnknown, ManifestUnknown, TooManyRequests
+from chalicelib.events import actor
 from chalicelib.policies import immutability
 from chalicelib.registry.manifests import ParsedManifest
 from chalicelib.storage import blobs, bodies, referrers, tags, transactions
@@ -80,6 +81,16 @@ def _manifest_actions(parsed: ParsedManifest, expires_after: str | None) -> list
     return actions
 
 
+def _pushed_by(tag: str | None) -> list[Action]:
+    """The push's tag and actor on the manifest item, for the stream's events and audit."""
+    who = actor.current()
+    return [
+        ManifestModel.pushed_tag.set(tag) if tag is not None else ManifestModel.pushed_tag.remove(),
+        ManifestModel.pushed_by.set(who.stamp()),
+        ManifestModel.pushed_from.set(who.ip) if who.ip else ManifestModel.pushed_from.remove(),
+    ]
+
+
 def _ensure_repository(t: TransactWrite, repository: str) -> None:
     t.update(
         RepositoryModel(repository),
@@ -127,6 +138,7 @@ def _commit(
             actions = _manifest_actions(parsed, expires_after)
             # A push wins over a delete in progress: the deleter sees its mark gone.
             actions.append(ManifestModel.deleting.remove())
+            actions += _pushed_by(tag)
             t.update(ManifestModel(repository, parsed.digest), actions=actions)
             _ensure_repository(t, repository)
             if parsed.subject is not None:

@@ -136,6 +136,11 @@ class ManifestModel(Model):
     # Set by every push that references this manifest (as an index child); garbage
     # collection only takes what nobody touched within its grace window.
     touched_at = UTCDateTimeAttribute(null=True)
+    # The latest push's tag and who made it, from where: the tables' stream carries them to
+    # events and the audit log, so a push adds no write of its own (docs/events.md).
+    pushed_tag = UnicodeAttribute(null=True)
+    pushed_by = UnicodeAttribute(null=True)
+    pushed_from = UnicodeAttribute(null=True)
 
 
 class BlobsByDigest(GlobalSecondaryIndex["BlobLinkModel"]):

@@ -97,6 +97,20 @@ def test_policy_check_reports_a_call_without_permission() -> None:
     assert policies.missing({("api", "s3", "PutBucketPolicy")})
 
 
+def test_only_the_stream_consumer_may_put_registry_events() -> None:
+    assert policies.missing({("cleanup", "events", "PutEvents")}) == []
+    assert policies.missing({("api", "events", "PutEvents")}) == [
+        "api: events.PutEvents needs events:PutEvents"
+    ]
+    (statement,) = [
+        s for s in policies.cleanup_policy("prod")["Statement"] if s["Sid"] == "RegistryEvents"
+    ]
+    assert statement["Resource"] == [
+        "arn:aws:events:*:*:event-bus/default",
+        "arn:aws:events:*:*:event-bus/stratus-prod-*",
+    ]
+
+
 def _key_schema(entries: list) -> list[tuple[str, str]]:
     return sorted((e["AttributeName"], e["KeyType"]) for e in entries)
 

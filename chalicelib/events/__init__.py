@@ -1,0 +1,1 @@
+"""Events and audit: what happened in the registry, told to other systems (docs/events.md)."""
