@@ -155,6 +155,15 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
     ),
     Setting(
+        "read_cache_seconds",
+        "STRATUS_READ_CACHE_SECONDS",
+        float,
+        1.0,
+        "staleness bound of each container's cache of hot reads (tags, manifests, blob links,"
+        " grants; docs/scale.md); writes made in the same container are seen at once; `0`: off",
+        minimum=0,
+    ),
+    Setting(
         "direct_uploads",
         "STRATUS_DIRECT_UPLOADS",
         parse_flag,
@@ -355,6 +364,7 @@ class Settings:
     upload_ttl_seconds: int
     referrers_api: bool
     referrers_page_size: int
+    read_cache_seconds: float
     direct_uploads: bool
     direct_url_seconds: int
     sync_verify_bytes: int

@@ -2,17 +2,27 @@
 
 Keys: an account is ("account <name>", "account"); a permission ("permission <resource>",
 principal) where the resource is "org/app" or "org/" for a whole namespace; a failure counter
-("login_failure <user|source> <value>", "count").
+("login_failure <user|source> <value>", "count" or "count <shard>").
+
+A failure counter is FAILURE_SHARDS items: each container counts into its own shard (an
+item takes 1,000 writes a second; credential stuffing against one user must not throttle
+it), and a login reads and sums them all. The reads a login makes are cached for the read
+cache's bound (storage/cache.py), so a hot robot's logins read its items once per container
+per bound; a container's own failure drops that cache, so within one container the count is
+exact, and failures counted in other containers are seen within the bound.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
 from chalicelib import clock
+from chalicelib.storage import cache
 from chalicelib.storage.models import (
     AccountModel,
     AuthItem,
@@ -44,8 +54,19 @@ def permission_key(resource: str, principal: str) -> tuple[str, str]:
     return f"permission {resource}", principal
 
 
-def failure_key(kind: str, value: str) -> tuple[str, str]:
-    return f"login_failure {kind} {value}", COUNT_SK
+FAILURE_SHARDS = 4
+# This container's shard of every failure counter, fixed for its life.
+_FAILURE_SHARD = random.randrange(FAILURE_SHARDS)
+
+
+def failure_key(kind: str, value: str, shard: int = 0) -> tuple[str, str]:
+    """A counter's shard; shard 0 is the key stages had before counters were sharded, and
+    the key LoginRecords.failures sums all shards under."""
+    return f"login_failure {kind} {value}", COUNT_SK if shard == 0 else f"{COUNT_SK} {shard}"
+
+
+def _failure_shards(kind: str, value: str) -> list[tuple[str, str]]:
+    return [failure_key(kind, value, shard) for shard in range(FAILURE_SHARDS)]
 
 
 def robot_directory(namespace: str) -> str:
@@ -66,21 +87,36 @@ def read_for_login(
 ) -> LoginRecords:
     keys = [permission_key(resource, principal) for resource, principal in permission_keys]
     if name is not None:
-        keys += [account_key(name), failure_key("user", name)]
+        keys += [account_key(name), *_failure_shards("user", name)]
     if source is not None:
-        keys.append(failure_key("source", source))
+        keys += _failure_shards("source", source)
     records = LoginRecords()
     if not keys:
         return records
     now = clock.now()
-    for item in AuthItem.batch_get(list(dict.fromkeys(keys))):
+    for item in _items(list(dict.fromkeys(keys))):
         if isinstance(item, AccountModel):
             records.account = item
         elif isinstance(item, PermissionModel):
             records.roles[(item.resource, item.principal)] = item.role
         elif isinstance(item, LoginFailureModel) and item.expires_at and item.expires_at > now:
-            records.failures[(item.pk, item.sk)] = (int(item.failures), item.expires_at)
+            # All shards under shard 0's key: the sum, locked until the first shard ends.
+            total = (item.pk, COUNT_SK)
+            count, until = records.failures.get(total, (0, item.expires_at))
+            records.failures[total] = (count + int(item.failures), min(until, item.expires_at))
     return records
+
+
+def _items(keys: list[tuple[str, str]]) -> list[AuthItem]:
+    """The items that exist among `keys`: one BatchGetItem for those not cached."""
+    table = AuthItem.Meta.table_name
+    entries = [(cache.dynamodb(table, pk), sk) for pk, sk in keys]
+
+    def load(missing: list[Any]) -> dict[Any, Any]:
+        found = AuthItem.batch_get([(partition[2], sk) for partition, sk in missing])
+        return {(cache.dynamodb(table, item.pk), item.sk): item for item in found}
+
+    return [item for item in cache.read_many(entries, load).values() if item is not None]
 
 
 def record_failure(kind: str, value: str, window_seconds: int) -> None:
@@ -88,7 +124,7 @@ def record_failure(kind: str, value: str, window_seconds: int) -> None:
 
     TTL deletes counters up to days late, so an ended window is reset here, not trusted.
     """
-    pk, sk = failure_key(kind, value)
+    pk, sk = failure_key(kind, value, _FAILURE_SHARD)
     now = clock.now()
     counter = LoginFailureModel(pk, sk)
     try:
@@ -190,7 +226,17 @@ def permissions_on(resource: str) -> dict[str, str]:
 
 
 def permissions_of(principal: str) -> dict[str, str]:
-    """resource -> role for one principal ("*" gives the public repositories)."""
+    """resource -> role for one principal ("*" gives the public repositories). Every
+    `_catalog` reads "*": cached for the bound (storage/cache.py)."""
+    return cache.read(
+        cache.listing(AuthItem.Meta.table_name),
+        ("permissions_of", principal),
+        lambda: _read_permissions_of(principal),
+        size=lambda found: 256 + 128 * len(found),
+    )
+
+
+def _read_permissions_of(principal: str) -> dict[str, str]:
     return {
         item.resource: item.role
         for item in AuthItem.by_principal.query(principal)

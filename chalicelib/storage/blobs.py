@@ -15,7 +15,7 @@ from pynamodb.models import Model
 
 from chalicelib import clock, config
 from chalicelib.errors import TooManyRequests
-from chalicelib.storage import aws, transactions
+from chalicelib.storage import aws, cache, transactions
 from chalicelib.storage.models import BlobLinkModel, BlobObjectModel
 
 
@@ -31,6 +31,16 @@ def object_key(digest: str) -> str:
 
 
 def get_link(repository: str, digest: str) -> Blob | None:
+    """The repository's link to a blob; cached for the bound (storage/cache.py), misses not."""
+    return cache.read(
+        cache.dynamodb(BlobLinkModel.Meta.table_name, repository),
+        ("link", digest),
+        lambda: _read_link(repository, digest),
+        keep=lambda found: found is not None,
+    )
+
+
+def _read_link(repository: str, digest: str) -> Blob | None:
     try:
         link = BlobLinkModel.get(repository, digest)
     except DoesNotExist:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib import config
-from chalicelib.storage import aws
+from chalicelib.storage import aws, cache
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,13 @@ def inline(size: int) -> bool:
 
 
 def fetch(digest: str) -> bytes:
-    obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=object_key(digest))
+    """A large manifest's bytes, cached for the bound (never changed; deleted only by GC)."""
+    key = object_key(digest)
+    return cache.read(cache.s3(key), "body", lambda: _get(key), size=lambda body: len(body) + 256)
+
+
+def _get(key: str) -> bytes:
+    obj = aws.s3().get_object(Bucket=config.settings.bucket, Key=key)
     body: bytes = obj["Body"].read()
     return body
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,6 +23,10 @@ recorded: set[tuple[str, str, str]] = set()  # (role, service, operation)
 counter: Counter[tuple[str, str]] = Counter()  # (service, operation), for benchmarks
 # Items written or read by batch and transaction calls, for capacity-unit estimates.
 items: Counter[tuple[str, str]] = Counter()
+# Called after every call (raised or not) with (service, operation, parameters): the read
+# cache drops what a write of this process may have changed (storage/cache.py).
+Observer = Callable[[str, str, dict[str, Any]], None]
+observers: list[Observer] = []
 _sink: Path | None = None
 _record_origins = False
 _installed = False
@@ -40,9 +45,13 @@ def _origin() -> str | None:
     role = "api"
     while frame is not None:
         name = frame.f_code.co_filename.replace("\\", "/")
-        if name.endswith("chalicelib/local/stack.py"):
-            return None  # provisioning local stand-ins, not something a stage does
-        if name.endswith(("chalicelib/cleanup.py", "chalicelib/events/subscriber.py")):
+        if name.endswith(("chalicelib/local/stack.py", "chalicelib/local/background.py")):
+            # provisioning local stand-ins, or reading streams as Lambda's event source
+            # mapping does: nothing a stage's functions do
+            return None
+        if "/chalicelib/cleanup/" in name or name.endswith(
+            ("chalicelib/changes.py", "chalicelib/events/subscriber.py")
+        ):
             role = "cleanup"  # the stream consumer runs with the cleanup functions' role
         if first is None and not any(lib in name for lib in _LIBRARIES):
             first = name
@@ -77,21 +86,25 @@ def install(sink: Path | None = None, *, origins: bool = True) -> None:
     def recording(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
         service = client.meta.service_model.service_name
         _thread.count = getattr(_thread, "count", 0) + 1
-        if not _record_origins:
-            return original(client, operation_name, api_params)
-        with _lock:
-            counter[(service, operation_name)] += 1
-            items[(service, operation_name)] += _item_count(operation_name, api_params)
-        role = _origin()
-        if role is not None:
-            key = (role, service, operation_name)
+        try:
+            if not _record_origins:
+                return original(client, operation_name, api_params)
             with _lock:
-                if key not in recorded:
-                    recorded.add(key)
-                    if _sink is not None:
-                        with _sink.open("a") as handle:
-                            handle.write(" ".join(key) + "\n")
-        return original(client, operation_name, api_params)
+                counter[(service, operation_name)] += 1
+                items[(service, operation_name)] += _item_count(operation_name, api_params)
+            role = _origin()
+            if role is not None:
+                key = (role, service, operation_name)
+                with _lock:
+                    if key not in recorded:
+                        recorded.add(key)
+                        if _sink is not None:
+                            with _sink.open("a") as handle:
+                                handle.write(" ".join(key) + "\n")
+            return original(client, operation_name, api_params)
+        finally:
+            for observer in observers:
+                observer(service, operation_name, api_params)
 
     BaseClient._make_api_call = recording  # type: ignore[attr-defined]
 

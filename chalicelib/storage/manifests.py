@@ -27,7 +27,15 @@ from chalicelib.errors import ManifestBlobUnknown, ManifestUnknown, TooManyReque
 from chalicelib.events import actor
 from chalicelib.policies import immutability
 from chalicelib.registry.manifests import ParsedManifest
-from chalicelib.storage import blobs, bodies, referrers, tags, transactions
+from chalicelib.storage import (
+    blobs,
+    bodies,
+    cache,
+    referrers,
+    repositories,
+    tags,
+    transactions,
+)
 from chalicelib.storage.models import (
     BlobLinkModel,
     ManifestModel,
@@ -40,7 +48,12 @@ from chalicelib.storage.models import (
 
 def get_by_digest(repository: str, digest: str, *, with_body: bool = True) -> bodies.StoredManifest:
     try:
-        item = ManifestModel.get(repository, digest)
+        item = cache.read(
+            cache.dynamodb(ManifestModel.Meta.table_name, repository),
+            ("manifest", digest),
+            lambda: ManifestModel.get(repository, digest),
+            size=cache.item_size,
+        )
     except DoesNotExist:
         raise ManifestUnknown({"digest": digest}) from None
     body: bytes | None = item.body  # None when the manifest lives in S3
@@ -95,7 +108,9 @@ def _ensure_repository(t: TransactWrite, repository: str) -> None:
     t.update(
         RepositoryModel(repository),
         actions=[
-            RepositoryModel.listing.set(RepositoryModel.listing | "catalog"),
+            RepositoryModel.listing.set(
+                RepositoryModel.listing | repositories.listing_for(repository)
+            ),
             RepositoryModel.created_at.set(RepositoryModel.created_at | utcnow()),
         ],
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.registry.manifests import ParsedManifest
+from chalicelib.storage import cache
 from chalicelib.storage.models import ReferrerModel
 
 # Annotations larger than this stay in the manifest (read back when listed), keeping the
@@ -68,8 +69,20 @@ class Referrer:
 def list_page(
     repository: str, subject: str, artifact_type: str | None, after: str | None, limit: int
 ) -> tuple[list[Referrer], bool]:
-    """One Query page of referrers after digest `after`; True when more remain."""
+    """One Query page of referrers after digest `after`; True when more remain. Cached for
+    the bound (storage/cache.py): a popular subject's page is read once per container."""
     key = subject_key(repository, subject)
+    return cache.read(
+        cache.dynamodb(ReferrerModel.Meta.table_name, key),
+        ("page", artifact_type, after, limit),
+        lambda: _read_page(key, artifact_type, after, limit),
+        size=lambda page: 256 + 512 * len(page[0]),
+    )
+
+
+def _read_page(
+    key: str, artifact_type: str | None, after: str | None, limit: int
+) -> tuple[list[Referrer], bool]:
     start: dict[str, Any] | None = None
     if artifact_type is None:
         if after:

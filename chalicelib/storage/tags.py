@@ -18,13 +18,19 @@ from chalicelib.policies import immutability
 from chalicelib.registry import expiry
 from chalicelib.registry.manifests import ParsedManifest
 from chalicelib.registry.names import tag_sort_key
-from chalicelib.storage import bodies, transactions
+from chalicelib.storage import bodies, cache, transactions
 from chalicelib.storage.models import TagModel, TagsByDigest
 
 
 def get(repository: str, tag: str, *, with_body: bool = True) -> bodies.StoredManifest:
+    key = tag_sort_key(tag)
     try:
-        item = TagModel.get(repository, tag_sort_key(tag))
+        item = cache.read(
+            cache.dynamodb(TagModel.Meta.table_name, repository),
+            ("tag", key),
+            lambda: TagModel.get(repository, key),
+            size=cache.item_size,
+        )
     except DoesNotExist:
         raise ManifestUnknown({"tag": tag}) from None
     # DynamoDB's TTL deletes lag by up to days; an expired tag is gone for clients at once.
