@@ -49,7 +49,10 @@ class UpstreamUnreachable(UpstreamError):
 
 
 class UpstreamAuthFailed(UpstreamError):
-    message = "the upstream registry refused the proxy cache's credentials"
+    """403 DENIED rather than a 502: clients print a 4xx answer's message, and the pull is
+    denied in effect, whoever asks, until an org admin fixes the credentials."""
+
+    code, status, message = "DENIED", 403, "the upstream refused the proxy cache's credentials"
 
 
 class UpstreamNotAllowed(RegistryError):
