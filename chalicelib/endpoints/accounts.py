@@ -13,9 +13,11 @@ from typing import Any
 
 from chalice import Response
 
+from chalicelib import config
 from chalicelib.auth import logins, passwords
 from chalicelib.auth.permissions import (
     ADMIN,
+    ANONYMOUS_PRINCIPAL,
     EVERYONE,
     ORGANIZATION,
     READ,
@@ -29,7 +31,7 @@ from chalicelib.auth.permissions import (
     role_on,
 )
 from chalicelib.endpoints.http import RegistryRequest, empty, json_response
-from chalicelib.errors import AccountUnknown, AlreadyExists, Denied, InvalidRequest
+from chalicelib.errors import AccountUnknown, AlreadyExists, Denied, InvalidRequest, Unauthorized
 from chalicelib.storage import accounts
 
 # Account names are repository path components, so every account is a usable namespace.
@@ -80,11 +82,37 @@ def _require_namespace_admin(principal: Principal, namespace: str) -> None:
         raise Denied({"namespace": namespace}, message="namespace admin required")
 
 
-def require_role(principal: Principal, repository: str, needed: str) -> None:
+def repository_role(principal: Principal, repository: str) -> str | None:
     roles = accounts.read_for_login(None, None, lookup_keys(principal, [repository])).roles
-    role = role_on(principal, repository, roles)
+    return role_on(principal, repository, roles)
+
+
+def require_role(principal: Principal, repository: str, needed: str) -> None:
+    """Anonymous callers without the role are asked to log in (401); accounts get 403."""
+    role = repository_role(principal, repository)
     if role is None or ROLES.index(role) < ROLES.index(needed):
-        raise Denied({"repository": repository, "role": needed}, message=f"{needed} required")
+        detail = {"repository": repository, "role": needed}
+        if principal.anonymous:
+            raise Unauthorized(
+                detail, message="authentication required", headers={"WWW-Authenticate": _BASIC}
+            )
+        raise Denied(detail, message=f"{needed} required")
+
+
+_BASIC = 'Basic realm="stratus"'
+
+
+def viewer(request: RegistryRequest) -> Principal:
+    """The caller of a read that public repositories allow anyone: anonymous when auth is
+    on and no credentials came, else `logins.caller`."""
+    if config.settings.auth and request.header("authorization") is None:
+        return ANONYMOUS_PRINCIPAL
+    return logins.caller(request)
+
+
+def body_of(request: RegistryRequest) -> dict[str, Any]:
+    """The request's JSON object (InvalidRequest otherwise)."""
+    return _body(request)
 
 
 def _existing_principal(name: str) -> None:
@@ -171,6 +199,37 @@ def create_organization(request: RegistryRequest) -> Response:
     for owner in owners:
         accounts.put_permission(namespace_resource(name), owner, ADMIN)
     return json_response({**_account_view(account), "owners": owners}, 201)
+
+
+def current_user(request: RegistryRequest) -> Response:
+    """Quay's `GET /api/v1/user/`: who is signed in and which namespaces they administer
+    (the console shows admin actions from it; the server still checks every one)."""
+    principal = viewer(request)
+    if principal.anonymous:
+        return json_response({"anonymous": True})
+    if principal.superuser:
+        orgs = [a.name for a in accounts.list_accounts(accounts.ORG_DIRECTORY)]
+        administered = {name: ADMIN for name in orgs}
+    else:
+        administered = {
+            resource[:-1]: role
+            for resource, role in accounts.permissions_of(principal.name).items()
+            if resource.endswith("/")
+        }
+    if principal.kind == USER:
+        administered[principal.name] = ADMIN
+    return json_response(
+        {
+            "anonymous": False,
+            "username": principal.name,
+            "kind": principal.kind,
+            "super_user": principal.superuser,
+            "organizations": [
+                {"name": name, "role": role, "is_org_admin": role == ADMIN}
+                for name, role in sorted(administered.items())
+            ],
+        }
+    )
 
 
 # -- robots and namespace grants (namespace admins) -----------------------------------------

@@ -38,7 +38,7 @@ class HttpResponse:
 
 
 # The app's greedy routes (app.py): API Gateway hands everything below them to the app.
-PROXY_PREFIXES = ("/v2/", "/api/v1/", "/v1/")
+PROXY_PREFIXES = ("/v2/", "/api/v1/", "/v1/", "/console/")
 
 
 def build_event(
@@ -53,6 +53,8 @@ def build_event(
     path = unquote(parts.path)
     if path in ("/v2", "/v2/"):
         resource, path_parameters = "/v2", None
+    elif path == "/":
+        resource, path_parameters = "/", None  # the web console's page
     else:
         for prefix in PROXY_PREFIXES:
             if path.startswith(prefix) and len(path) > len(prefix):
