@@ -32,6 +32,8 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.policies import cli as policy_cli
+
 
 class Api:
     def __init__(self, registry: str, user: str | None, password: str | None) -> None:
@@ -167,6 +169,8 @@ def run(api: Api, args: argparse.Namespace) -> Any:
         return api.call("POST", path, _proxycache_body(args))
     if command == "delete-proxycache":
         return api.call("DELETE", f"/api/v1/organization/{args.namespace}/proxycache")
+    if command in policy_cli.COMMANDS:
+        return policy_cli.run(api, args)
     raise SystemExit(f"unknown command {command}")
 
 
@@ -232,6 +236,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "delete-proxycache", help="stop caching (cached content stays until GC)"
     ).add_argument("namespace")
+    policy_cli.add_commands(commands)
     return root
 
 

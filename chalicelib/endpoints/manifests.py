@@ -16,6 +16,7 @@ from chalicelib.errors import (
     PayloadTooLarge,
     TagInvalid,
 )
+from chalicelib.policies import prune
 from chalicelib.registry import expiry
 from chalicelib.registry import manifests as rules
 from chalicelib.registry.digests import looks_like_digest, parse_digest, parse_supported
@@ -135,6 +136,8 @@ def put(request: RegistryRequest, name: str, reference: str) -> Response:
         if blobs.get_link(name, digest) is None:
             blobs.store_and_link(name, digest, len(data), partial(blobs.put_object, digest, data))
     store.put(name, parsed, tag, _expires_after(parsed, children))
+    if tag is not None:
+        prune.after_push(name, tag, clock.now())
     headers = {
         "Location": f"/v2/{name}/manifests/{parsed.digest}",
         "Docker-Content-Digest": parsed.digest,

@@ -14,7 +14,7 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import config
+from chalicelib import clock, config
 from chalicelib.auth import logins
 from chalicelib.auth.permissions import (
     ADMIN,
@@ -228,3 +228,23 @@ def _one(request: RegistryRequest, resource: str, kind: str, policy_id: str) -> 
     if request.method == "DELETE":
         return _delete(resource, kind, policy_id)
     return _get(resource, kind, policy_id)
+
+
+# -- auto-prune preview (a dry run) --------------------------------------------------------
+
+
+def _preview(repositories: list[str]) -> Response:
+    from chalicelib.policies import prune
+
+    return json_response({"dry_run": True, "tags": prune.preview(repositories, clock.now())})
+
+
+def namespace_prune_preview(request: RegistryRequest, namespace: str) -> Response:
+    """What the namespace's and its repositories' auto-prune policies would delete now."""
+    from chalicelib.policies import prune
+
+    return _preview(prune.repositories_under(_namespace_resource(request, namespace)))
+
+
+def repository_prune_preview(request: RegistryRequest, name: str) -> Response:
+    return _preview([_repository_resource(request, name)])

@@ -221,6 +221,16 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
         rf"repository/(?P<name>.+)/(?P<segment>{_POLICIES})/(?P<policy_id>{_UUID})",
         {m: policies.repository_policy for m in ("GET", "PUT", "DELETE")},
     ),
+    _self_checked(
+        "namespace prune preview",
+        rf"organization/(?P<namespace>{_ACCOUNT})/autoprunepolicy/preview",
+        {"GET": policies.namespace_prune_preview},
+    ),
+    _self_checked(
+        "repository prune preview",
+        r"repository/(?P<name>.+)/autoprunepolicy/preview",
+        {"GET": policies.repository_prune_preview},
+    ),
 )
 
 

@@ -95,7 +95,7 @@ def release_expiry(policy: store.Policy) -> int:
         repositories = store.repositories_in(policy.resource[:-1])
     else:
         repositories = [policy.resource]
-    now = clock.now().timestamp()
+    now = clock.now()
     released = 0
     for repository in repositories:
         for row in store.tag_rows(repository, with_expiry_only=True):

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from pynamodb.attributes import BooleanAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
@@ -47,6 +48,19 @@ class Policy:
 
 class PolicyMissing(Exception):
     pass
+
+
+# The resources with auto-prune policies, for the scheduled run: one Query, no scan.
+_INDEX = "policy-index autoprune"
+
+
+def pruned_resources() -> list[str]:
+    return [item.sk for item in AuthItem.query(_INDEX)]
+
+
+def unindex_pruned(resource: str) -> None:
+    """Drop a resource whose last auto-prune policy went (found by the scheduled run)."""
+    PolicyModel(_INDEX, resource).delete()
 
 
 def _pk(resource: str) -> str:
@@ -125,6 +139,8 @@ def create(
         method=method,
         value=value,
     ).save()
+    if kind == AUTOPRUNE:
+        PolicyModel(_INDEX, resource, policy_kind="index").save()
     forget()
     return Policy(resource, kind, policy_id, tag_pattern, tag_pattern_matches, method, value)
 
@@ -175,9 +191,16 @@ def delete(resource: str, kind: str, policy_id: str) -> None:
 
 
 def repositories_in(namespace: str) -> list[str]:
-    """The namespace's repositories, from the catalog index (one Query per 1 MB of names)."""
+    """The namespace's repositories, from the catalog index (a prefix Query per partition).
+
+    storage/repositories.py owns the index's layout; where it offers `in_namespace` (the
+    sharded catalog) that is used, else the single partition is read."""
+    from chalicelib.storage import repositories
     from chalicelib.storage.models import CATALOG_PARTITION, RepositoryModel
 
+    finder = getattr(repositories, "in_namespace", None)
+    if finder is not None:
+        return list(finder(namespace))
     query = RepositoryModel.catalog.query(
         CATALOG_PARTITION, RepositoryModel.name.startswith(namespace + "/")
     )
@@ -191,8 +214,8 @@ class TagRow:
     name: str
     sort_key: str
     digest: str
-    pushed_at: float  # epoch seconds
-    expires_at: float | None
+    pushed_at: datetime
+    expires_at: datetime | None
 
 
 def tag_rows(repository: str, *, with_expiry_only: bool = False) -> list[TagRow]:
@@ -205,13 +228,7 @@ def tag_rows(repository: str, *, with_expiry_only: bool = False) -> list[TagRow]
         attributes_to_get=["name", "sort_key", "digest", "pushed_at", "expires_at"],
     )
     return [
-        TagRow(
-            item.name,
-            item.sort_key,
-            item.digest,
-            item.pushed_at.timestamp(),
-            item.expires_at.timestamp() if item.expires_at is not None else None,
-        )
+        TagRow(item.name, item.sort_key, item.digest, item.pushed_at, item.expires_at)
         for item in query
     ]
 
@@ -226,6 +243,21 @@ def clear_expiry(repository: str, row: TagRow) -> bool:
             condition=(TagModel.digest == row.digest) & TagModel.expires_at.exists(),
         )
     except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def delete_if_unchanged(repository: str, row: TagRow) -> bool:
+    """Delete the tag as read: same digest, not pushed again since (a re-push wins)."""
+    from chalicelib.storage.models import TagModel
+
+    try:
+        TagModel(repository, row.sort_key).delete(
+            condition=(TagModel.digest == row.digest) & (TagModel.pushed_at == row.pushed_at)
+        )
+    except DeleteError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
             return False
         raise
