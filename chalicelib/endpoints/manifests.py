@@ -6,7 +6,7 @@ from functools import partial
 
 from chalice import Response
 
-from chalicelib import config, proxycache
+from chalicelib import clock, config, proxycache
 from chalicelib.endpoints import schema1 as legacy
 from chalicelib.endpoints.http import Headers, RegistryRequest, empty
 from chalicelib.errors import (
