@@ -186,6 +186,7 @@ def _copy(name: str, digest: str) -> None:
         answer.close()
         if target.startswith("/"):
             target = upstream.location.base + target
+        check_address(target)
         answer = _http().request("GET", target, redirect=False, preload_content=False)
     if answer.status != 200:
         answer.close()

@@ -93,11 +93,14 @@ def parse_location(upstream_registry: str, insecure: bool) -> Location:
 
 
 def check_address(base: str) -> None:
-    """Refuse upstreams on loopback, private, link-local or reserved addresses (an org
-    admin must not make the registry probe its own network) unless the stage allows it."""
+    """Refuse URLs (upstream, token realm, redirect) on loopback, private, link-local or
+    reserved addresses, so an org admin cannot make the registry probe its own network,
+    unless the stage allows it (tests, local mirrors)."""
     if config.settings.proxycache_private_upstreams:
         return
     parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UpstreamNotAllowed({"url": base.split("?", 1)[0]})
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
     except OSError as error:
@@ -231,6 +234,7 @@ class Upstream:
         if basic:
             headers["Authorization"] = basic
         url = f"{fields['realm']}?{urlencode(query)}"
+        check_address(fields["realm"])  # the realm is the upstream's word: checked as well
         try:
             answer = _http().request("GET", url, headers=headers, redirect=False, timeout=_TIMEOUT)
         except urllib3.exceptions.HTTPError:

@@ -464,3 +464,55 @@ def test_api_policy_may_write_only_proxycache_parameters() -> None:
     assert [s["Resource"] for s in writes] == ["arn:aws:ssm:*:*:parameter/stratus/dev/proxycache/*"]
     assert "ssm:DeleteParameter" in writes[0]["Action"]
     assert not policies.missing({("api", "ssm", "PutParameter"), ("api", "ssm", "DeleteParameter")})
+
+
+def test_pull_through_the_cache_needs_pull_permission_on_the_org(
+    client: Client, auth, upstream: Upstream
+) -> None:
+    manifest = upstream.image("v1", b"layer")
+    root = client.as_basic("root", "root-password-1")
+    root.post("/api/v1/users", body=b'{"username": "dev", "password": "dev-password"}')
+    configure(root, "hub", upstream)
+    scope = "repository:hub/app:pull"
+    anonymous = client.login(None, "", scope)
+    assert anonymous.get("/v2/hub/app/manifests/v1", headers=ACCEPT).status == 401
+    dev = client.login("dev", "dev-password", scope)
+    assert dev.get("/v2/hub/app/manifests/v1", headers=ACCEPT).status == 403
+    granted = root.put("/api/v1/organization/hub/permissions/dev", body=b'{"role": "read"}')
+    assert granted.status == 200, granted.body
+    dev = client.login("dev", "dev-password", scope)
+    assert dev.get("/v2/hub/app/manifests/v1", headers=ACCEPT).body == manifest
+
+
+def test_anonymous_pulls_through_a_public_cache_org(
+    client: Client, auth, upstream: Upstream
+) -> None:
+    manifest = upstream.image("v1", b"layer")
+    root = client.as_basic("root", "root-password-1")
+    configure(root, "hub", upstream)
+    public = root.put("/api/v1/organization/hub/permissions/*", body=b'{"role": "read"}')
+    assert public.status == 200, public.body
+    anonymous = client.login(None, "", "repository:hub/app:pull,push")
+    assert anonymous.get("/v2/hub/app/manifests/v1", headers=ACCEPT).body == manifest
+    assert anonymous.post("/v2/hub/app/blobs/uploads/").status == 401  # pull only
+
+
+def test_cached_tag_unused_past_its_eviction_is_fetched_again(
+    client: Client, upstream: Upstream, clock, settings
+) -> None:
+    settings(proxycache_evict_seconds=3600)
+    old = upstream.image("v1", b"old")
+    configure(client, "hub", upstream, expiration_s=60)
+    client.get("/v2/hub/app/manifests/v1", headers=ACCEPT)
+    from chalicelib.registry.names import tag_sort_key
+    from chalicelib.storage.models import TagModel
+
+    item = TagModel.get("hub/app", tag_sort_key("v1"))
+    assert item.expires_at == item.revalidate_at + __import__("datetime").timedelta(seconds=3600)
+    clock.advance(seconds=60 + 3600 + 1)  # expired: cleanup's TTL and GC take it from here
+    upstream.down = True
+    answer = client.get("/v2/hub/app/manifests/v1", headers=ACCEPT)
+    assert answer.status == 502  # evicted: nothing stale left to serve
+    upstream.down = False
+    new = upstream.image("v1", b"new")
+    assert client.get("/v2/hub/app/manifests/v1", headers=ACCEPT).body == new != old
