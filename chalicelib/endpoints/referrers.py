@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from chalice import Response
 
-from chalicelib import config
+from chalicelib import config, proxycache
 from chalicelib.endpoints.http import Headers, RegistryRequest
 from chalicelib.errors import NameUnknown, NotFound
 from chalicelib.registry import mediatypes as mt
@@ -40,6 +40,12 @@ def list_referrers(request: RegistryRequest, name: str, digest: str) -> Response
     last = request.param("last")
     if last:
         last = str(parse_digest(last))
+    else:
+        cache = proxycache.config_for(name)
+        if cache is not None:  # a pull-through cache: what the upstream has, first
+            from chalicelib.proxycache import referrers as cached
+
+            cached.sync(cache, name, subject)
     found, more = store.list_page(
         name, subject, artifact_type, last, config.settings.referrers_page_size
     )

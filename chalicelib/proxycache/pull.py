@@ -61,7 +61,7 @@ def _from_item(item: TagModel, *, with_body: bool) -> bodies.StoredManifest:
     return bodies.stored(item.digest, item.media_type, size, item.body, with_body=with_body)
 
 
-def _lifetimes(cache: CacheConfig) -> tuple[datetime, datetime]:
+def lifetimes(cache: CacheConfig) -> tuple[datetime, datetime]:
     now = clock.now()
     revalidate_at = now + timedelta(seconds=cache.expiration_s)
     evict = timedelta(seconds=config.settings.proxycache_evict_seconds)
@@ -83,17 +83,17 @@ def _fetch(
 ) -> bodies.StoredManifest:
     """GET the manifest upstream, check it, store it (children of an index first)."""
     upstream = _upstream(cache, name)
-    parsed = _download(upstream, accept, reference)
+    parsed = download(upstream, accept, reference)
     missing = {d.digest for d in parsed.children}
     if missing:
         missing -= set(stored_manifests.existing(name, missing))
     if missing:
         with ThreadPoolExecutor(min(CHILD_FETCHES, len(missing))) as pool:
-            children = list(pool.map(lambda d: _download(upstream, accept, d), sorted(missing)))
-        revalidate_at, expires_at = _lifetimes(cache)
+            children = list(pool.map(lambda d: download(upstream, accept, d), sorted(missing)))
+        revalidate_at, expires_at = lifetimes(cache)
         for child in children:
             store.store_manifest(name, child, None, revalidate_at, expires_at)
-    revalidate_at, expires_at = _lifetimes(cache)
+    revalidate_at, expires_at = lifetimes(cache)
     store.store_manifest(name, parsed, tag, revalidate_at, expires_at)
     logger.info(
         "proxy cache miss: %s:%s stored from %s as %s",
@@ -106,7 +106,7 @@ def _fetch(
     return bodies.StoredManifest(parsed.digest, parsed.media_type, parsed.size, body)
 
 
-def _download(upstream: Upstream, accept: str, reference: str) -> rules.ParsedManifest:
+def download(upstream: Upstream, accept: str, reference: str) -> rules.ParsedManifest:
     answer = upstream.request(
         "GET", f"manifests/{reference}", {"Accept": accept}, preload_content=False
     )
@@ -155,7 +155,7 @@ def _revalidate(
         answer = upstream.request("HEAD", f"manifests/{tag}", {"Accept": accept})
         current = answer.headers.get("Docker-Content-Digest")
         if answer.status == 200 and current == item.digest:
-            revalidate_at, expires_at = _lifetimes(cache)
+            revalidate_at, expires_at = lifetimes(cache)
             store.extend_tag(name, tag, item.digest, revalidate_at, expires_at)
             return _from_item(item, with_body=with_body)
         if answer.status == 404:

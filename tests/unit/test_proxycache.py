@@ -516,3 +516,45 @@ def test_cached_tag_unused_past_its_eviction_is_fetched_again(
     upstream.down = False
     new = upstream.image("v1", b"new")
     assert client.get("/v2/hub/app/manifests/v1", headers=ACCEPT).body == new != old
+
+
+def test_referrers_of_cached_content_are_fetched_from_the_upstream(
+    client: Client, upstream: Upstream
+) -> None:
+    subject = upstream.image("v1", b"signed")
+    signature = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/vnd.example.signature",
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": sha(b"{}"),
+                "size": 2,
+            },
+            "layers": [],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": sha(subject), "size": len(subject)},
+        }
+    ).encode()
+    upstream.manifests[sha(signature)] = (OCI_MANIFEST, signature)
+    tag_schema = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    tag_schema["manifests"] = [
+        {
+            "mediaType": OCI_MANIFEST,
+            "digest": sha(signature),
+            "size": len(signature),
+            "artifactType": "application/vnd.example.signature",
+        }
+    ]
+    upstream.manifests[sha(subject).replace(":", "-")] = (
+        OCI_INDEX,
+        json.dumps(tag_schema).encode(),
+    )
+    configure(client, "hub", upstream)
+    client.get("/v2/hub/app/manifests/v1", headers=ACCEPT)
+    listed = client.get(f"/v2/hub/app/referrers/{sha(subject)}").json()
+    assert [d["digest"] for d in listed["manifests"]] == [sha(signature)]
+    upstream.down = True  # cached now: still listed, and pullable by digest
+    listed = client.get(f"/v2/hub/app/referrers/{sha(subject)}").json()
+    assert [d["digest"] for d in listed["manifests"]] == [sha(signature)]
+    assert client.get(f"/v2/hub/app/manifests/{sha(signature)}", headers=ACCEPT).body == signature
