@@ -40,13 +40,10 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 
 # Also needs skopeo and, for the side-by-side, Distribution: apt-get install docker-registry.
+# BENCH="calls latency" runs only those; `python -m bench --help` lists them.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
-	$(PY) bench/registry.py
-	$(PY) bench/package.py  # after registry.py, which rewrites docs/benchmarks.md
-	$(PY) bench/uploads.py
-	$(PY) bench/push.py
-	$(PY) bench/soak.py
+	$(PY) -m bench $(BENCH)
 
 # The property-based campaign of the test suite, far longer and with fresh random input each
 # run (make test runs it derandomized, 30 examples per route family).
@@ -58,7 +55,7 @@ campaign: $(STAMP)
 # Distribution (~30 min). SOAK_ARGS="--images 200" for a quick look.
 bench-soak: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
-	$(PY) bench/soak.py $(SOAK_ARGS)
+	$(PY) -m bench soak -- $(SOAK_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -17,15 +17,14 @@ A benchmark, not a test: it reports what it saw and fails nothing. It stops by i
 early when the server's RSS or the wall time passes a cutoff, saying so in the table.
 Writes the section between the soak markers of docs/benchmarks.md and docs/bench-soak.json.
 
-    .venv/bin/python bench/soak.py [--images 10000] [--clients 8]
+    python -m bench soak -- [--images 10000] [--clients 8]
         [--registries stratus,distribution] [--out docs/benchmarks.md]
-    .venv/bin/python bench/soak.py --from-json   # rewrite the section from the JSON only
+    python -m bench soak -- --from-json   # rewrite the section from the JSON only
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import functools
 import hashlib
@@ -34,12 +33,9 @@ import os
 import platform
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections import Counter
@@ -52,10 +48,10 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
-START = "<!-- soak:start -->"
-END = "<!-- soak:end -->"
+from bench import DOCS, ROOT, report, sidebyside
+from tests import servers
+from tests.servers import Server
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -113,106 +109,15 @@ def make_image(index: int, layer_bytes: int, repos: int) -> Image:
 # -- servers -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def stop(self) -> None:
-        """End the server and whatever it started: it leads its own process group."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=15)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def _spawn(name: str, command: list[str], env: dict[str, str], work: Path, url: str) -> Server:
-    log = work / f"{name}.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group, so stop() ends its children too
-        )
-    server = Server(name, url, process, log)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited:\n{log.read_text()[-2000:]}")
-        try:
-            requests.get(f"{url}/v2/", timeout=2)
-            return server
-        except requests.RequestException:
-            time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"{name} did not start in 120 s")
-
-
 def start_stratus(work: Path) -> Server:
     """`make run` as a user starts it, with its embedded moto and a fresh data dir."""
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key
-        not in {
-            "AWS_ENDPOINT_URL",
-            "STRATUS_USE_AWS",
-            "STRATUS_AUTH",
-            "STRATUS_RECORD_AWS_CALLS",
-            "MOTO_PORT",
-            "AWS_CA_BUNDLE",
-        }
-    }
-    data = work / "stratus-data"
-    data.mkdir()
-    env.update({"STRATUS_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)})
-    command = [sys.executable, "-m", "chalicelib.local", "--port", str(port), "--quiet"]
-    return _spawn("stratus", command, env, work, f"http://127.0.0.1:{port}")
+    return servers.start_stratus(work, env={"STRATUS_AUTH": "0"})
 
 
 def start_distribution(work: Path) -> Server | None:
     """Distribution 2.8 on the filesystem driver, or None when it is not installed."""
-    binary = shutil.which("docker-registry")
-    if not binary:
-        return None
-    port = free_port()
-    config = work / "distribution.yml"
-    config.write_text(
-        json.dumps(  # YAML is a superset of JSON
-            {
-                "version": 0.1,
-                "log": {"level": "error", "accesslog": {"disabled": True}},
-                "storage": {
-                    "filesystem": {"rootdirectory": str(work / "distribution-data")},
-                    "cache": {"blobdescriptor": "inmemory"},
-                },
-                "http": {"addr": f"127.0.0.1:{port}"},
-            }
-        )
-    )
-    return _spawn(
-        "distribution",
-        [binary, "serve", str(config)],
-        dict(os.environ),
-        work,
-        f"http://127.0.0.1:{port}",
-    )
+    storage = {"filesystem": {"rootdirectory": str(work / "distribution-data")}}
+    return sidebyside.start_distribution(work, storage)
 
 
 def rss_mib(pid: int) -> float:
@@ -696,112 +601,6 @@ def provenance() -> dict[str, Any]:
     }
 
 
-def _n(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
-
-
-def table(result: dict[str, Any]) -> list[str]:
-    lines = [
-        f"### {result['registry']}",
-        "",
-        "| images | acknowledged | manifest PUT p50 ms | p99 | pull p50 ms | p99 | RSS MiB | "
-        "peak RSS MiB | errors | re-read | lost writes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in result["rows"]:
-        lines.append(
-            f"| {row['images']:,} | {row['acknowledged']:,} | {_n(row['put_p50'])} | "
-            f"{_n(row['put_p99'])} | {_n(row['pull_p50'])} | {_n(row['pull_p99'])} | "
-            f"{row['rss_mib']:,.0f} | {row['peak_rss_mib']:,.0f} | {row['errors']:,} | "
-            f"{row['reread']:,} | {row['lost']:,} |"
-        )
-    if result["aborted"]:
-        lines.append(f"| **aborted** | {result['aborted']} | | | | | | | | | |")
-    rate = result["images"] / result["work_seconds"] if result["work_seconds"] else 0.0
-    lines += [
-        "",
-        f"{result['images']:,} images in {result['work_seconds']:,.0f} s of pushing and pulling "
-        f"({rate:,.1f} images/s); {result['wall_seconds']:,.0f} s wall with the re-reads.",
-    ]
-    lost = len(result["lost"])
-    if result["final_complete"]:
-        lines.append(
-            f"Final re-read of all {result['final_reread']:,} acknowledged images: "
-            f"**{lost:,} lost writes** in all."
-        )
-    else:
-        lines.append(
-            f"After the abort, {result['final_reread']:,} of {result['acknowledged']:,} "
-            f"acknowledged images re-read (a minute at most): **{lost:,} lost writes** in all."
-        )
-    if result["errors"]:
-        kinds = ", ".join(f"{k} x{v}" for k, v in sorted(result["errors"].items()))
-        lines.append(f"Errors while pushing and pulling: {kinds}.")
-    if result["reread_errors"]:
-        kinds = ", ".join(f"{k} x{v}" for k, v in sorted(result["reread_errors"].items()))
-        lines.append(f"Re-reads the registry could not answer (twice): {kinds}.")
-    if result["complaints"]:
-        kinds = "; ".join(f"`{k}` x{v}" for k, v in sorted(result["complaints"].items()))
-        lines.append(f"The server logged: {kinds}.")
-    return [*lines, ""]
-
-
-def section(data: dict[str, Any]) -> str:
-    about, settings = data["provenance"], data["settings"]
-    changed = about["dirty"]  # a list of paths; True in older JSON
-    where = ", ".join(changed) if isinstance(changed, list) else "chalicelib/"
-    dirty = f" with uncommitted changes in {where}" if changed else ""
-    paragraphs = [
-        "Generated by `make bench-soak` (bench/soak.py, also the last step of `make bench`); "
-        "raw numbers in [bench-soak.json](bench-soak.json). This is a benchmark, not a test: "
-        "it reports what it saw and fails nothing. The target for lost writes is 0.",
-        f"Measured {about['date']} on commit `{about['commit']}`{dirty}. Machine: "
-        f"{about['machine']}; load average {about.get('load', '?')} at the start. The server "
-        f"and the {settings['clients']} client threads share it. Each image is one unique "
-        f"{settings['layer_bytes']:,}-byte layer of random bytes and a small config, each "
-        "uploaded in one request (Stratus takes `POST ?digest=`; Distribution answers 202, so "
-        "POST then PUT), then an OCI manifest PUT by tag, over "
-        f"{settings['repos']} repositories; then a pull: manifest GET by tag and layer GET "
-        "(for Stratus, the 307 to moto's S3 followed). Each registry starts empty, one after "
-        "the other, on loopback: Stratus as `make run` starts it (embedded moto, a fresh "
-        "`STRATUS_DATA_DIR`), Distribution 2.8 (Debian `docker-registry`) on the filesystem "
-        "driver.",
-        f"A row every {settings['every']:,} images: p50/p99 over that stretch; the server's "
-        "RSS (process and children) at its end and its peak during it; *errors*: pushes or "
-        f"pulls that failed; *re-read*: a random sample of up to {settings['reread']:,} of all "
-        "acknowledged images read back (manifest by tag: the same bytes; layer by digest: "
-        "hashes to it); *lost writes*: acknowledged images found missing or changed so far, "
-        f"by any read. RSS over {settings['max_rss_mib']:,} MiB, or "
-        f"{settings['max_minutes']:g} minutes for one registry, aborts its run (marked in its "
-        "table).",
-    ]
-    lines = [START, "## Soak: pushes and pulls from concurrent clients", ""]
-    for paragraph in paragraphs:
-        lines += [textwrap.fill(paragraph, 96, break_on_hyphens=False), ""]
-    for result in data["results"]:
-        lines += table(result)
-    missing = [n for n in settings["registries"] if n not in {r["key"] for r in data["results"]}]
-    if "distribution" in missing:
-        lines += [
-            "Distribution (`docker-registry`) is not installed: `apt-get install docker-registry`.",
-            "",
-        ]
-    lines.append(END)
-    return "\n".join(lines)
-
-
-def write_section(out: Path, text: str) -> None:
-    """Replace the soak section in place, or append it: bench/registry.py rewrites the rest
-    of the file, and running it alone drops this section (`--from-json` restores it)."""
-    current = out.read_text() if out.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        tail = rest.split(END, 1)[1]
-        out.write_text(head + text + tail)
-    else:
-        out.write_text(current.rstrip("\n") + "\n\n" + text + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=10_000)
@@ -816,15 +615,19 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=DOCS / "benchmarks.md")
     parser.add_argument("--json", type=Path, default=DOCS / "bench-soak.json")
     parser.add_argument("--from-json", action="store_true", help="only rewrite the section")
+    parser.add_argument(
+        "--quick", action="store_true", help="no soak (30 minutes): the section from the JSON"
+    )
     args = parser.parse_args()
-    if args.from_json:
+    if args.from_json or args.quick:
         data = json.loads(args.json.read_text())
     else:
         names = [n.strip() for n in args.registries.split(",") if n.strip()]
         unknown = set(names) - set(NAMES)
         if unknown:
             parser.error(f"unknown registries: {', '.join(sorted(unknown))}")
-        settings = {k: v for k, v in vars(args).items() if k not in {"out", "json", "from_json"}}
+        options = {"out", "json", "from_json", "quick"}
+        settings = {k: v for k, v in vars(args).items() if k not in options}
         settings["registries"] = names
         data = {"provenance": provenance(), "settings": settings, "results": []}
         work = Path(tempfile.mkdtemp(prefix="stratus-soak-"))
@@ -836,8 +639,8 @@ def main() -> int:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         args.json.write_text(json.dumps(data, indent=1) + "\n")
-    text = section(data)
-    write_section(args.out, text)
+    text = report.soak_section(data)
+    report.write_section("soak", text, args.out)
     print(text)
     return 0
 

@@ -137,6 +137,24 @@ def unzip(package: Path, task_root: Path) -> Path:
     return task_root
 
 
+def package_size(package: Path) -> dict[str, Any]:
+    """The zip's bytes, its unzipped bytes and file count, and the same per top-level name
+    (largest first)."""
+    largest: dict[str, dict[str, int]] = {}
+    with zipfile.ZipFile(package) as archive:
+        entries = [entry for entry in archive.infolist() if not entry.is_dir()]
+    for entry in entries:
+        share = largest.setdefault(entry.filename.split("/")[0], {"files": 0, "bytes": 0})
+        share["files"] += 1
+        share["bytes"] += entry.file_size
+    return {
+        "zip_bytes": package.stat().st_size,
+        "unzipped_bytes": sum(entry.file_size for entry in entries),
+        "files": len(entries),
+        "largest": dict(sorted(largest.items(), key=lambda item: -item[1]["bytes"])),
+    }
+
+
 def stage_on_moto(endpoint: str, admin_password: str, stage: str = "dev") -> dict[str, str]:
     """The stage's tables, bucket and secrets in the moto server at `endpoint`, as
     `infra.deploy up` makes them (its stack and secrets steps); the stack's outputs."""

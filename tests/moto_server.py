@@ -1,5 +1,5 @@
 """A moto server in a process of its own, for tests that deploy to it or run Lambda's package
-against it: `python -m tests.moto_server PORT`, or `start()` from a test.
+against it: `python -m tests.moto_server PORT`, or `tests.servers.start_moto()`.
 
 A process of its own because moto's backends are global to a process: an in-process server
 would share its state with every `mock_aws` and other server of the test session.
@@ -13,14 +13,9 @@ it: the patch lives here, not in the app.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def as_moto_imports(api_doc: dict[str, Any]) -> dict[str, Any]:
@@ -46,39 +41,6 @@ def patch_api_gateway_import() -> None:
 
     APIGatewayBackend.import_rest_api = importing  # type: ignore[method-assign]
     APIGatewayBackend.put_rest_api = putting  # type: ignore[method-assign]
-
-
-def start(log: Path, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """A fresh moto server on a free loopback port: the process and its endpoint URL."""
-    from chalicelib.local.stack import free_port
-
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.moto_server", str(port)],
-        cwd=ROOT,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto server exited:\n{log.read_text()}")
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
-            return process, endpoint
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"moto server did not start:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def main(port: int) -> None:

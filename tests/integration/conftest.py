@@ -13,25 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
-from chalicelib.local.stack import free_port
+from tests.servers import Server, start_moto, start_stratus
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
 @dataclass
-class Registry:
-    host: str  # host:port, as clients name it
-    process: subprocess.Popen
-    log: Path
+class Registry(Server):
     environment: dict[str, str] | None = None
     external: dict[str, str] | None = None  # LocalStack or real AWS: delete what it made
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
 
 # Where the integration registries keep their data: by default each embeds its own moto.
@@ -56,45 +48,21 @@ def _external_aws(name: str) -> dict[str, str]:
 
 
 def _start(tmp: Path, name: str, extra_env: dict[str, str]) -> Registry:
-    port = free_port()
-    log = tmp / f"{name}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    if "AWS_ENDPOINT_URL" not in extra_env:
-        env.update(_external_aws(name))
-    # Each registry keeps its data in its own folder, never in the checkout's .stratus/.
-    data = str(tmp / f"{name}-data")
-    env.update({"PORT": str(port), "PYTHONUNBUFFERED": "1", "STRATUS_DATA_DIR": data, **extra_env})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.local", "--quiet"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    registry = Registry(f"127.0.0.1:{port}", process, log)
+    """`python -m chalicelib.local` with its data in a folder of its own, never in the
+    checkout's .stratus/; on its embedded moto unless the environment says otherwise."""
+    env = {} if "AWS_ENDPOINT_URL" in extra_env else _external_aws(name)
+    env.update(extra_env)
+    started = start_stratus(tmp, name, env)
+    registry = Registry(started.name, started.host, started.process, started.log)
     if env.get("STRATUS_USE_AWS") and env.get("STRATUS_TABLE_PREFIX", "").startswith(
         "stratus-test-"
     ):
         registry.external = env
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"registry exited early:\n{log.read_text()}")
-        try:
-            if requests.get(f"{registry.url}/v2/", timeout=1).status_code in (200, 401):
-                return registry
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"registry did not start:\n{log.read_text()}")
+    return registry
 
 
 def _stop(registry: Registry) -> None:
-    registry.process.terminate()
-    try:
-        registry.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        registry.process.kill()
+    registry.stop()
     if registry.external:
         _delete_test_resources(registry.external)
 
@@ -179,14 +147,12 @@ def stack_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     server's CloudFormation), configured from the stack's outputs as a stage is, with its
     signing key and admin password in SSM as SecureStrings: no local provisioning at all."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from infra import deploy
 
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    tmp = tmp_path_factory.mktemp("stack")
+    moto = start_moto(tmp)
+    endpoint = moto.url
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
     )
@@ -200,7 +166,7 @@ def stack_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
         Overwrite=True,
     )
     started = _start(
-        tmp_path_factory.mktemp("stack"),
+        tmp,
         "stack",
         {
             "AWS_ENDPOINT_URL": endpoint,

@@ -24,7 +24,7 @@ import boto3
 import pytest
 
 from infra import policies
-from tests import moto_server
+from tests import servers
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ("app.py", "requirements.txt", "chalicelib", "infra")
@@ -122,20 +122,19 @@ Deployed = tuple[Stage, str]  # the stage, and what `up` printed
 @pytest.fixture(scope="module")
 def stage_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StageFactory]:
     """Fresh stages (each its own moto server), stopped when the module ends."""
-    servers = []
+    started: list[servers.Server] = []
 
     def make() -> Stage:
         tmp = tmp_path_factory.mktemp("stage")
-        log = tmp / "moto.log"
-        process, endpoint = moto_server.start(log)
-        servers.append(process)
+        moto = servers.start_moto(tmp)
+        started.append(moto)
         project = tmp / "project"
         project.mkdir()
-        return Stage(endpoint, _copy_project(project), log)
+        return Stage(moto.url, _copy_project(project), moto.log)
 
     yield make
-    for process in servers:
-        moto_server.stop(process)
+    for moto in started:
+        moto.stop()
 
 
 @pytest.fixture(scope="module")

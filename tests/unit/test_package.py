@@ -25,7 +25,7 @@ import boto3
 import pytest
 
 from tests import lambda_package as lp
-from tests import moto_server
+from tests import servers
 from tests.images import OCI_MANIFEST, Image, make_image, random_layer, sha256
 
 ADMIN, PASSWORD = "admin", "admin-password-1"
@@ -59,11 +59,11 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
-    process, endpoint = moto_server.start(tmp_path_factory.mktemp("moto") / "moto.log")
+    moto = servers.start_moto(tmp_path_factory.mktemp("moto"))
     try:
-        yield Stage(endpoint, lp.stage_on_moto(endpoint, PASSWORD))
+        yield Stage(moto.url, lp.stage_on_moto(moto.url, PASSWORD))
     finally:
-        moto_server.stop(process)
+        moto.stop()
 
 
 class _Invocations(BaseHTTPRequestHandler):
