@@ -3,7 +3,8 @@
 `up` runs, in order: the infra stack (infra/stratus.yaml: tables, bucket), the SSM
 SecureStrings CloudFormation cannot create (the signing key ring, the bootstrap admin's
 password, generated when missing), the stage's configuration from the stack's outputs
-(.chalice/config.json), then `chalice deploy`.
+(.chalice/config.json), then `chalice deploy` without the code Lambda never runs
+(infra/package.py).
 Re-running it upgrades in place. `down` deletes the Chalice app and the stack; tables,
 bucket and secrets are retained (DeletionPolicy) unless `--delete-data` is given, for dev
 only (also after a plain `down`). `up` refuses to start over retained tables: CloudFormation
@@ -117,8 +118,9 @@ def rotate_key(ssm: Any, stage: str, keep: int = 2) -> str:
 
 
 def _chalice(*args: str, env: dict[str, str]) -> None:
-    chalice = Path(sys.executable).parent / "chalice"
-    subprocess.run([str(chalice), *args], cwd=ROOT, env=env, check=True)
+    """Chalice, packaging only what Lambda runs (infra/package.py)."""
+    command = [sys.executable, "-m", "infra.package", *args]
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
 
 
 def retained_tables(cloudformation: Any, stage: str) -> list[str]:

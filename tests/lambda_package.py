@@ -110,14 +110,15 @@ def lambda_python(cache: Path | None = None) -> Path:
 
 
 def build_package(out: Path, stage: str = "dev") -> dict[str, Any]:
-    """`chalice package` into `out` (deployment.zip, sam.json); the SAM template."""
+    """`chalice package` into `out` (deployment.zip, sam.json) as infra.deploy builds the
+    package (infra/package.py); the SAM template."""
     env = {
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
         "HOME": str(Path.home()),
         "AWS_DEFAULT_REGION": REGION,
     }
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "chalice"), "package", "--stage", stage, str(out)],
+        [sys.executable, "-m", "infra.package", "package", "--stage", stage, str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,

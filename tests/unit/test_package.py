@@ -1,6 +1,7 @@
-"""The package as Lambda runs it: `chalice package`'s zip, unzipped into an empty directory,
-its handlers run in fresh interpreters that have only the zip's contents and boto3 (no dev
-dependency), against a moto server holding the stage's stack and secrets, auth on.
+"""The package as Lambda runs it: the zip infra/package.py builds with `chalice package`,
+unzipped into an empty directory, its handlers run in fresh interpreters that have only the
+zip's contents and the runtime's own boto3 (no dev dependency), against a moto server
+holding the stage's stack and secrets, auth on.
 
 Driven with what AWS sends them: API Gateway proxy events with base64 bodies (the API's
 binary media types are `*/*`), a schedule event and an asynchronous invocation. A
@@ -208,7 +209,17 @@ def test_packaged_api_logs_one_line_per_request(registry: Registry) -> None:
     assert [(r["operation"], r["status"]) for r in requests] == [("manifests.get", 200)]
 
 
-def test_package_runs_on_its_contents_and_the_runtimes_boto3_only(
+def test_package_leaves_out_the_cli_push_client_and_local_mode(package: Package) -> None:
+    shipped = {str(f.relative_to(package.task_root)) for f in package.task_root.rglob("*")}
+    assert "app.py" in shipped
+    assert "chalicelib/endpoints/routes.py" in shipped
+    assert "chalicelib/admin.py" not in shipped
+    assert "chalicelib/push" not in shipped
+    assert "chalicelib/local" not in shipped
+    assert [f for f in shipped if "__pycache__" in f or f.endswith(".pyc")] == []
+
+
+def test_package_runs_on_its_contents_with_its_own_pinned_sdk(
     package: Package, api: lp.Container, registry: Registry
 ) -> None:
     registry.push_image("demo/app", "imports", "imports")  # a token, a push: most code paths
@@ -222,10 +233,12 @@ def test_package_runs_on_its_contents_and_the_runtimes_boto3_only(
     modules = api.modules()
     assert [m for m in modules if not allowed(m)] == []
     by_name = {Path(m).parent.name: m for m in modules if m.endswith("/__init__.py")}
-    bundled_packages = ("chalicelib", "chalice", "pynamodb", "jwt", "cryptography", "aws_xray_sdk")
+    bundled_packages = (
+        *("chalicelib", "chalice", "pynamodb", "jwt", "cryptography", "aws_xray_sdk"),
+        *("boto3", "botocore", "s3transfer"),  # pinned in requirements.txt, not the runtime's
+    )
     for bundled in bundled_packages:
         assert by_name[bundled].startswith(task), bundled
-    assert by_name["boto3"].startswith(runtime)
 
 
 def test_packaged_cleanup_aborts_abandoned_uploads_on_its_schedule(
