@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import oras.client
+import oras.oci
 import pytest
 import requests
 
@@ -298,3 +299,21 @@ def test_oras_pulls_an_artifact_through_a_token_upstream(
     client = oras.client.OrasClient(hostname=cache.host, insecure=True)
     files = client.pull(target=f"{cache.host}/{org}/artifact:v1", outdir=str(tmp_path / "out"))
     assert [Path(f).read_text() for f in files] == ['{"packages": ["through-the-cache"]}']
+
+    # A referrer pushed upstream afterwards is found through the cache's referrers API.
+    manifest = requests.get(
+        f"{cache.url}/v2/{org}/artifact/manifests/v1", headers={"Accept": OCI_MANIFEST}, timeout=30
+    ).content
+    subject = sha256(manifest)
+    Path("signature.txt").write_text("signed")
+    attached = upstream.push(
+        target=f"{auth_registry.host}/upstream/artifact:sig",
+        files=["signature.txt:application/vnd.example.signature"],
+        subject=oras.oci.Subject(OCI_MANIFEST, subject, len(manifest)),
+    )
+    assert attached.status_code == 201
+    listed = requests.get(f"{cache.url}/v2/{org}/artifact/referrers/{subject}", timeout=30)
+    assert listed.status_code == 200
+    assert [d["digest"] for d in listed.json()["manifests"]] == [
+        attached.headers["Docker-Content-Digest"]
+    ]
