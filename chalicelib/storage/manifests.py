@@ -23,7 +23,12 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
-from chalicelib.errors import ManifestBlobUnknown, ManifestUnknown, TooManyRequests
+from chalicelib.errors import (
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    TooManyRequests,
+)
 from chalicelib.events import actor
 from chalicelib.policies import immutability
 from chalicelib.registry.manifests import ParsedManifest
@@ -124,6 +129,7 @@ def put(
     `expires_after` is the `quay.expires-after` value that applies; the tag's TTL is push
     time plus its duration, and a push without one clears any earlier expiry.
     """
+    _check_item_fits(parsed)
     bodies.store_large(parsed.digest, parsed.body)
     touches = _touches(repository, parsed)
     if len(touches) > _MAX_TOUCHES_INLINE:
@@ -166,6 +172,24 @@ def _commit(
         if transactions.lost_race(exc):
             raise transactions.LostRace from exc
         raise
+
+
+# The manifest item's sets of referenced digests, beside its inline bytes and annotations (64
+# KiB each at most), must fit DynamoDB's 400 KB item: about 4,200 sha256 references, the
+# number of layers ECR allows an image.
+MAX_REFERENCE_BYTES = 300_000
+
+
+def _check_item_fits(parsed: ParsedManifest) -> None:
+    """Refuse, as invalid, a manifest whose references would not fit its item (else the
+    commit would fail with DynamoDB's ValidationException: a 500)."""
+    referenced = {d.digest for d in parsed.blobs} | {d.digest for d in parsed.children}
+    size = sum(len(digest) + 1 for digest in referenced)
+    if size > MAX_REFERENCE_BYTES:
+        raise ManifestInvalid(
+            {"references": len(referenced), "reference_bytes": size},
+            message=f"manifest references more than {MAX_REFERENCE_BYTES} bytes of digests",
+        )
 
 
 # Items a manifest's own commit may need besides its touches: manifest, repository,

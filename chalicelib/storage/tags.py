@@ -122,7 +122,18 @@ def keys_of(repository: str, digest: str, limit: int) -> tuple[list[str], bool]:
 
 
 def names(repository: str, after: str | None, limit: int) -> tuple[list[str], bool]:
-    """Up to `limit` live tags after `after`, in the spec's order; True when more remain."""
+    """Up to `limit` live tags after `after`, in the spec's order; True when more remain.
+    Cached for the bound (storage/cache.py): a page reads every listed item whole, inline
+    manifest copies included, so a popular repository's listing is costly to repeat."""
+    return cache.read(
+        cache.dynamodb(TagModel.Meta.table_name, repository),
+        ("names", after, limit),
+        lambda: _names(repository, after, limit),
+        size=lambda found: 256 + 64 * len(found[0]),
+    )
+
+
+def _names(repository: str, after: str | None, limit: int) -> tuple[list[str], bool]:
     items, more = page(repository, after, limit, attributes=["name"])
     return [item.name for item in items], more
 

@@ -190,6 +190,16 @@ def test_referrers_of_a_popular_subject_are_read_once_until_a_new_referrer(
     assert len(client.get(path).json()["manifests"]) == 2
 
 
+def test_tags_list_is_read_once_per_bound_and_sees_this_process_pushes(client: Client) -> None:
+    client.must_push("org/app", "v1", image(client, "org/app", "a"))
+    with dynamodb_reads() as reads:
+        for _ in range(10):
+            assert client.get("/v2/org/app/tags/list").json()["tags"] == ["v1"]
+    assert reads[("Query", "org/app")] == 1
+    client.must_push("org/app", "v2", image(client, "org/app", "b"))
+    assert client.get("/v2/org/app/tags/list").json()["tags"] == ["v1", "v2"]
+
+
 def test_read_cache_off_reads_every_time(client: Client, settings) -> None:
     settings(read_cache_seconds=0)
     client.must_push("org/app", "latest", image(client, "org/app", "a"))
@@ -247,6 +257,31 @@ def test_transaction_names_the_partition_of_each_item(aws: None) -> None:
         "a",
         "c",
     ]
+
+
+# -- item limits ------------------------------------------------------------------------------
+
+
+def test_manifest_whose_references_outgrow_its_item_is_invalid_not_a_500(client: Client) -> None:
+    from chalicelib.storage import manifests
+
+    digests = [sha256(str(n).encode()) for n in range(manifests.MAX_REFERENCE_BYTES // 72 + 1)]
+    layer = "application/vnd.oci.image.layer.v1.tar"
+    document = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": digests[0],
+            "size": 1,
+        },
+        "layers": [{"mediaType": layer, "digest": d, "size": 1} for d in digests[1:]],
+    }
+    answer = client.push_manifest("org/app", "v1", json.dumps(document).encode())
+    assert answer.status == 400
+    assert answer.error_codes == ["MANIFEST_INVALID"]
+    assert answer.json()["errors"][0]["detail"]["references"] == len(digests)
+    assert client.get("/v2/org/app/manifests/v1").status == 404
 
 
 # -- logins -----------------------------------------------------------------------------------
