@@ -9,6 +9,7 @@ the management API (`/api/v1`, chalicelib/endpoints/accounts.py).
     stratus admin grant acme/app alice write   # "acme/" grants on the whole namespace
     stratus admin visibility acme/app public
     stratus admin tags acme/app --all
+    stratus admin logs acme/app --since 2026-01-01   # the audit log; "acme/": the namespace
     stratus admin set-proxycache hub docker.io --username bob --password-stdin
     stratus admin validate-proxycache hub docker.io    # tries the upstream first
     stratus admin proxycache hub                       # the configuration, no secrets
@@ -70,6 +71,50 @@ def tag_rows(api: Api, repository: str, include_expired: bool) -> list[dict[str,
         last = page["tags"][-1]["name"]
 
 
+def _logs_path(target: str | None) -> str:
+    """`acme/app` a repository, `acme/` a namespace, nothing: your own (or --performer's)."""
+    if not target:
+        return "/api/v1/user/logs"
+    if target.endswith("/"):
+        return f"/api/v1/organization/{target[:-1]}/logs"
+    return f"/api/v1/repository/{target}/logs"
+
+
+def log_rows(api: Api, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every entry in the range, following `next_page` (at most `--max`)."""
+    query = {"limit": "100"}
+    for name, value in (
+        ("starttime", args.since),
+        ("endtime", args.until),
+        ("performer", args.performer),
+    ):
+        if value:
+            query[name] = value
+    rows: list[dict[str, Any]] = []
+    while len(rows) < args.max:
+        page = api.call("GET", f"{_logs_path(args.target)}?{urllib.parse.urlencode(query)}")
+        rows += page["logs"]
+        if not page.get("next_page"):
+            break
+        query["next_page"] = page["next_page"]
+    return rows[: args.max]
+
+
+def print_logs(rows: list[dict[str, Any]]) -> None:
+    print(f"{'TIME':<31} {'KIND':<28} {'RESULT':<8} {'WHO':<24} {'IP':<16} WHAT")
+    for row in rows:
+        who = (row.get("performer") or {}).get("name") or "(anonymous)"
+        what = " ".join(
+            str(part)
+            for part in (row.get("repository"), row.get("reference"), row.get("reason"))
+            if part
+        )
+        print(
+            f"{row['datetime']:<31} {row['kind']:<28} {row['result']:<8} {who:<24} "
+            f"{row.get('ip') or '-':<16} {what}"
+        )
+
+
 def _expires(row: dict[str, Any]) -> str:
     if "end_ts" not in row:
         return "never"
@@ -127,6 +172,9 @@ def run(api: Api, args: argparse.Namespace) -> Any:
         print(f"{'TAG':<32} {'DIGEST':<71} EXPIRES")
         for row in rows:
             print(f"{row['name']:<32} {row['manifest_digest']:<71} {_expires(row)}")
+        return None
+    if command == "logs":
+        print_logs(log_rows(api, args))
         return None
     if command == "users":
         return api.call("GET", "/api/v1/users")
@@ -191,6 +239,12 @@ def parser() -> argparse.ArgumentParser:
     tags = commands.add_parser("tags", help="list a repository's tags with their expiry")
     tags.add_argument("repository")
     tags.add_argument("--all", action="store_true", help="include expired tags not yet removed")
+    logs = commands.add_parser("logs", help="the audit log of a repository, namespace/ or you")
+    logs.add_argument("target", nargs="?", help="org/app, or org/ for the whole namespace")
+    logs.add_argument("--since", help="MM/DD/YYYY or ISO 8601 (default: a day ago)")
+    logs.add_argument("--until", help="MM/DD/YYYY or ISO 8601 (default: now)")
+    logs.add_argument("--performer", help="only this account's entries")
+    logs.add_argument("--max", type=int, default=1000, help="at most this many entries")
     commands.add_parser("users", help="list users")
     for name, text in (("create-user", "create a user"), ("passwd", "set a user's password")):
         command = commands.add_parser(name, help=text)

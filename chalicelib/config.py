@@ -88,6 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
             "blob-objects",
             "accounts",
             "v1-images",
+            "audit",
         )
     ),
     Setting("bucket", "STRATUS_BUCKET", _text, "stratus-blobs", "the S3 bucket of blobs"),
@@ -313,6 +314,29 @@ SETTINGS: tuple[Setting, ...] = (
         "the EventBridge bus registry events go to (docs/events.md); `none`: no EventBridge",
     ),
     Setting(
+        "audit_pulls",
+        "STRATUS_AUDIT_PULLS",
+        parse_flag,
+        True,
+        "record pulls in the audit log (one write per pull; off for volume)",
+    ),
+    Setting(
+        "audit_retention_days",
+        "STRATUS_AUDIT_RETENTION_DAYS",
+        int,
+        90,
+        "audit log entries expire (DynamoDB TTL) after this many days",
+        minimum=1,
+    ),
+    Setting(
+        "audit_shards",
+        "STRATUS_AUDIT_SHARDS",
+        int,
+        8,
+        "partitions per repository, namespace and user in the audit table (hot keys)",
+        minimum=1,
+    ),
+    Setting(
         None,
         "STRATUS_OBSERVABILITY",
         parse_flag,
@@ -355,6 +379,7 @@ class Settings:
     blob_objects_table: str
     accounts_table: str
     v1_images_table: str
+    audit_table: str
     bucket: str
     max_request_bytes: int
     request_timeout_seconds: float
@@ -386,6 +411,9 @@ class Settings:
     login_failure_window_seconds: int
     v1_pulls: bool
     event_bus: str
+    audit_pulls: bool
+    audit_retention_days: int
+    audit_shards: int
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:

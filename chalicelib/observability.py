@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import IO, Any, cast
 
@@ -82,6 +82,7 @@ class RequestRecord:
     error_code: str | None = None
     uploaded_bytes: int = 0
     request_id: str | None = None
+    params: dict[str, str] = field(default_factory=dict)  # the path's, for the audit log
 
 
 class Span:

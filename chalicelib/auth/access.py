@@ -20,6 +20,7 @@ from chalicelib.auth import tokens
 from chalicelib.auth.scopes import ALL, PULL, Scope
 from chalicelib.endpoints.http import RegistryRequest
 from chalicelib.errors import Denied, Unauthorized
+from chalicelib.events import actor
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ def authorize(request: RegistryRequest, needed: list[Scope]) -> Access | None:
             message=f"invalid token: {error}",
             headers={"WWW-Authenticate": challenge(request, needed, "invalid_token")},
         ) from error
+    actor.identify(access.subject)  # the audit log's who, allowed or not
     missing = [scope for scope in needed if not access.allows(scope)]
     if missing and not access.subject:
         # Anonymous: logging in may help, so say "authentication required" (401 and the

@@ -24,6 +24,7 @@ from chalicelib.auth.permissions import (
 )
 from chalicelib.endpoints.http import RegistryRequest
 from chalicelib.errors import TooManyRequests, Unauthorized
+from chalicelib.events import actor
 from chalicelib.storage import accounts
 from chalicelib.storage.models import AccountModel
 
@@ -161,9 +162,11 @@ def caller(request: RegistryRequest) -> Principal:
     from chalicelib.auth import access, tokens
 
     if not config.settings.auth:
+        actor.identify(LOCAL_ADMIN.name, LOCAL_ADMIN.kind)
         return LOCAL_ADMIN
     credentials = access.basic(request)
     if credentials is not None:
+        actor.identify(credentials[0])  # the audit log names who tried, even on failure
         return with_password(*credentials, request.source_ip, []).principal
     token = access.bearer(request)
     if token is None:
@@ -175,4 +178,5 @@ def caller(request: RegistryRequest) -> Principal:
     account = accounts.get_account(subject) if subject else None
     if account is None:
         raise Unauthorized(message="the token's account no longer exists")
+    actor.identify(account.name, account.account_type)
     return _principal(account)

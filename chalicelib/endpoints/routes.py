@@ -25,6 +25,7 @@ from chalicelib.endpoints import (
     blobs,
     catalog,
     extensions,
+    logs,
     management,
     manifests,
     policies,
@@ -42,6 +43,7 @@ from chalicelib.errors import (
     TooManyRequests,
     Unsupported,
 )
+from chalicelib.events import actor, audit
 from chalicelib.registry.names import validate_name
 
 logger = logging.getLogger(__name__)
@@ -201,6 +203,15 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
         r"repository/(?P<name>.+)/changevisibility",
         {"POST": accounts.change_visibility},
     ),
+    _self_checked("user logs", r"user/logs/?", {"GET": logs.user_logs}),
+    _self_checked(
+        "namespace logs",
+        rf"organization/(?P<namespace>{_ACCOUNT})/logs/?",
+        {"GET": logs.organization_logs},
+    ),
+    _self_checked(
+        "repository logs", r"repository/(?P<name>.+)/logs/?", {"GET": logs.repository_logs}
+    ),
     _self_checked(
         "namespace policies",
         rf"organization/(?P<namespace>{_ACCOUNT})/(?P<segment>{_POLICIES})/?",
@@ -309,6 +320,7 @@ def resolve(
         if "name" in params:
             params["name"] = validate_name(params["name"])
             record.repository = params["name"]
+        record.params = params
         needed = [route.scope(params["name"], request.method)] if route.token else None
         allowed = _authorized(request, needed)
         return lambda: handler(allowed, **params)
@@ -373,8 +385,10 @@ def dispatch(request: RegistryRequest, routes: tuple[Route, ...] = ROUTES) -> Re
     """Run the endpoint and log it; every failure leaves here as the spec's error JSON."""
     span = observability.Span()
     record = observability.RequestRecord("unrouted", request.method, request_id=request.request_id)
+    actor.begin(request.source_ip)
     response = _run(request, routes, record)
     record.status = response.status_code
+    audit.after_request(request, record, management=routes is MANAGEMENT_ROUTES)
     if record.status < 400 and record.operation.startswith("uploads."):
         record.uploaded_bytes = len(request.body)
     span.finish(record)

@@ -15,6 +15,7 @@ from chalicelib import config
 from chalicelib.auth import access, logins, permissions, scopes, tokens
 from chalicelib.endpoints.http import RegistryRequest, json_response
 from chalicelib.errors import BadQuery, Unauthorized
+from chalicelib.events import actor
 
 
 def _check_service(service: str | None) -> None:
@@ -52,6 +53,7 @@ def get_token(request: RegistryRequest) -> Response:
     if credentials is None:
         return _answer(logins.anonymous(_repositories(requested)), requested, None)
     username, secret = credentials
+    actor.identify(username)  # for the audit log, whether the login succeeds or not
     login = logins.with_password(username, secret, request.source_ip, _repositories(requested))
     offline = (request.param("offline_token") or "").lower() == "true"
     return _answer(login, requested, _refresh_token(login) if offline else None)
@@ -78,6 +80,7 @@ def post_token(request: RegistryRequest) -> Response:
     if grant_type == "password":
         if not field("username"):
             raise Unauthorized(message="username and password are required")
+        actor.identify(field("username"))
         login = logins.with_password(
             field("username"), field("password"), request.source_ip, repositories
         )
@@ -88,6 +91,7 @@ def post_token(request: RegistryRequest) -> Response:
             claims = tokens.verify(field("refresh_token"), tokens.REFRESH)
         except tokens.TokenInvalid as error:
             raise Unauthorized(message=f"invalid refresh token: {error}") from error
+        actor.identify(str(claims["sub"]))
         login = logins.with_refresh_token(claims["sub"], claims.get("gen"), repositories)
         refresh = field("refresh_token")  # oauth.md: the same one, not a new one
     else:

@@ -324,6 +324,60 @@ class LoginFailureModel(AuthItem, discriminator="login_failure"):
     expires_at = TTLAttribute(null=True)
 
 
+class AuditByNamespace(GlobalSecondaryIndex["AuditModel"]):
+    """A namespace's entries (its repositories' and its own), newest first."""
+
+    class Meta:
+        index_name = "by_namespace"
+        projection = AllProjection()
+
+    namespace_key = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class AuditByPerformer(GlobalSecondaryIndex["AuditModel"]):
+    """What one account did, newest first."""
+
+    class Meta:
+        index_name = "by_performer"
+        projection = AllProjection()
+
+    performer_key = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class AuditModel(Model):
+    """One audit log entry (chalicelib/events/audit.py).
+
+    pk "repo <repository>#<shard>" (or "ns <namespace>#<shard>" for what concerns no one
+    repository), sk "<UTC time> <id>": the shard, chosen at random per entry, spreads a busy
+    repository over several partitions; reads query every shard and merge. The index keys
+    carry the same shard suffix.
+    """
+
+    Meta = _meta(config.settings.audit_table)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    result = UnicodeAttribute()  # "success" or "failure"
+    reason = UnicodeAttribute(null=True)
+    performer = UnicodeAttribute(null=True)
+    performer_kind = UnicodeAttribute()  # "user", "robot" or "anonymous"
+    ip = UnicodeAttribute(null=True)
+    repository = UnicodeAttribute(null=True)
+    namespace = UnicodeAttribute(null=True)
+    reference = UnicodeAttribute(null=True)
+    metadata: MapAttribute[str, str] = MapAttribute(null=True)
+    at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute()
+    # Index keys, present only where the entry has a namespace or a named performer.
+    namespace_key = UnicodeAttribute(null=True)
+    performer_key = UnicodeAttribute(null=True)
+    by_namespace = AuditByNamespace()
+    by_performer = AuditByPerformer()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     RepositoryModel,
     TagModel,
@@ -334,6 +388,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     BlobObjectModel,
     AuthItem,
     V1ImageModel,
+    AuditModel,
 )
 
 

@@ -43,7 +43,8 @@ def test_request_log_has_operation_repository_status_latency_and_aws_calls(
     assert logged["operation"] == "manifests.get"
     assert logged["repository"] == "obs/app"
     assert (logged["method"], logged["status"]) == ("GET", 200)
-    assert logged["aws_calls"] == 1  # a manifest GET by tag is one GetItem
+    # A manifest GET by tag is one GetItem, and the audit log's PutItem (STRATUS_AUDIT_PULLS).
+    assert logged["aws_calls"] == 2
     assert logged["latency_ms"] > 0
     assert logged["request_id"]
 
