@@ -246,6 +246,10 @@ function append(el, children) {
 
 const main = () => document.getElementById("main");
 
+// Each navigation's number: a view whose data arrives after the user moved on draws nothing.
+let navigation = 0;
+const stale = (id) => id !== navigation;
+
 function show(title, ...nodes) {
   document.title = title ? `${title} · Stratus` : "Stratus";
   const el = main();
@@ -507,13 +511,16 @@ function info(name) {
 }
 
 async function viewRepos() {
+  const id = navigation;
   loading("repositories");
   try {
     catalog = await loadCatalog();
   } catch (error) {
+    if (stale(id)) return;
     show("Repositories", h("h1", {}, "Repositories"), errorState(error, "the repositories"));
     return;
   }
+  if (stale(id)) return;
   const search = h("input", { type: "search", id: "repo-filter", "aria-label": "Filter repositories",
     placeholder: "Filter by name", value: listState.filter, autocomplete: "off" });
   const body = h("div", { id: "repo-list" });
@@ -631,15 +638,18 @@ function pullPanel(name, tag) {
 }
 
 async function viewRepository(name) {
+  const id = navigation;
   loading(name);
   let repo;
   try {
     repo = await info(name);
   } catch (error) {
     repoInfo.delete(name);
+    if (stale(id)) return;
     show(name, crumbs(name), h("h1", {}, name), errorState(error, `repository ${name}`));
     return;
   }
+  if (stale(id)) return;
   const pull = pullPanel(name, null);
   const tagsBox = h("div", { id: "tags" });
   const nodes = [
@@ -819,14 +829,17 @@ function grantForm(id, grant) {
 // Manifest page: config, layers, annotations, children, referrers, raw JSON.
 
 async function viewManifest(name, digest, tag) {
+  const id = navigation;
   loading(short(digest));
   let m;
   try {
     m = await api(`repository/${name}/manifest/${digest}`);
   } catch (error) {
+    if (stale(id)) return;
     show(name, crumbs(name, digest), h("h1", {}, `${name}@${short(digest)}`), errorState(error, "this manifest"));
     return;
   }
+  if (stale(id)) return;
   const title = tag ? `${name}:${tag}` : `${name}@${short(digest)}`;
   const facts = [
     ["Digest", h("span", { class: "digest" }, h("code", {}, digest), copyButton(digest, "Copy digest"))],
@@ -1048,6 +1061,7 @@ function showSecret(box, made) {
 // Routing: #/ (repositories), #/r/<name>, #/m/<name>@<digest>, #/admin.
 
 function route() {
+  navigation += 1;
   const hash = decodeURIComponent(location.hash.slice(1) || "/");
   const [path, query] = hash.split("?");
   const params = new URLSearchParams(query || "");

@@ -137,7 +137,8 @@ def get_repository(request: RegistryRequest, name: str) -> Response:
     the live tag count and latest push."""
     principal = viewer(request)
     role = repository_role(principal, name)
-    require_role(principal, name, READ)
+    if role is None:  # read is the least role: any other passes
+        require_role(principal, name, READ)  # raises: 401 anonymous, 403 an account
     if not repositories.exists(name):
         raise NameUnknown({"name": name})
     namespace = namespace_of(name)

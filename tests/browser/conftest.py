@@ -24,7 +24,7 @@ SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 SBOM_TYPE = "application/spdx+json"
 PASSWORD = "password-1234"
-MANY_TAGS = 120
+MANY_TAGS = 60  # more than the console's page of 50
 
 
 def chromium() -> str:
@@ -204,7 +204,9 @@ def content(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Content]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser(content: Content) -> Iterator[Any]:
+    """Chromium, closed before the registry stops (its keep-alive connections would hold
+    the registry's shutdown)."""
     from playwright.sync_api import sync_playwright
 
     path = chromium()
