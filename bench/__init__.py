@@ -17,12 +17,14 @@ DOCS = ROOT / "docs"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# Never real AWS: in-process measurements run on moto with made-up credentials.
-for _key, _value in {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}.items():
-    os.environ.setdefault(_key, _value)
-os.environ.pop("AWS_ENDPOINT_URL", None)
-os.environ.pop("AWS_SESSION_TOKEN", None)
+
+def isolate_from_aws() -> None:
+    """Never real AWS: in-process measurements run on moto with made-up credentials."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(key, value)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)

@@ -12,6 +12,8 @@ import importlib
 import importlib.util
 import sys
 
+import bench
+
 # In report order; `soak` (about 30 minutes) last.
 OWN = (
     "calls",
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown measurement {', '.join(unknown)}; known: {', '.join(names)}")
     chosen = args.names or names
+    bench.isolate_from_aws()
     if options and len(chosen) != 1:
         parser.error("options after -- go to exactly one named measurement")
     for name in chosen:

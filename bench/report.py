@@ -383,8 +383,9 @@ def package_section(data: dict[str, Any]) -> str:
                 "What Lambda runs: the zip `python -m infra.package` builds (`chalice package` "
                 "without the operator CLI, `stratus push` and local mode, which Lambda never "
                 "imports; docs/operations.md), unzipped and run as Lambda runs it, in a fresh "
-                "interpreter with only the zip's contents and the runtime's boto3, the dev "
-                "stage's environment (auth on, active tracing), moto for AWS (bench/package.py)."
+                "interpreter with only the zip's contents and a runtime's boto3 (which the "
+                "zip's pinned SDK shadows, as in Lambda), the dev stage's environment (auth on, "
+                "active tracing), moto for AWS (bench/package.py)."
             ),
             "",
             "| package | zip | unzipped (of Lambda's 250 MiB) | files |",
@@ -392,7 +393,7 @@ def package_section(data: dict[str, Any]) -> str:
             _size_row("shipped", size),
             *(_size_row(label, other) for label, other in data.get("compared", {}).items()),
             "",
-            f"Largest parts of the shipped zip: {shares}.",
+            paragraph(f"Largest parts of the shipped zip: {shares}."),
             "",
             paragraph(
                 f"Cold starts: median of {data['runs']} new containers for each first request. "

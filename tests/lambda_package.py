@@ -1,7 +1,7 @@
-"""The deployment package as Lambda runs it: `chalice package`'s zip, unzipped, its handlers
-run in a fresh interpreter that has only the zip's contents and boto3 (what the Lambda
-Python runtime provides), no dev dependency. Used by tests/unit/test_package.py and
-bench/package.py (cold start).
+"""The deployment package as Lambda runs it: the zip infra/package.py builds, unzipped, its
+handlers run in a fresh interpreter that has only the zip's contents and boto3 (what the
+Lambda Python runtime provides, shadowed by the zip's pinned SDK), no dev dependency. Used
+by tests/unit/test_package.py and bench/package.py (size, cold start).
 
 Each function is a `Container`: a process that imports the handler once (Lambda's init
 phase), then answers invocations read from stdin, as the runtime's loop does.
