@@ -98,7 +98,9 @@ class Upstream:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def image(self, tag: str, layer: bytes) -> bytes:
         config = json.dumps({"architecture": "amd64", "os": "linux", "tag": tag}).encode()
