@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,3 +29,11 @@ def isolate_from_aws() -> None:
         os.environ.setdefault(key, value)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float | None:
+    """Nearest rank; None for no samples (an aborted stretch), shown as a dash."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import percentile, report
 from tests import servers
 
 LATENCY_OPS = [
@@ -27,9 +27,8 @@ LATENCY_OPS = [
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return statistics.median(ordered), p99
+    """p50 (the median) and p99 (nearest rank)."""
+    return statistics.median(samples), percentile(samples, 0.99) or 0.0
 
 
 def latency_in_process(iterations: int) -> dict[str, tuple[float, float]]:

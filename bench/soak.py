@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import hashlib
 import json
 import os
 import platform
@@ -48,8 +47,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from bench import DOCS, ROOT, report, sidebyside
+from bench import DOCS, ROOT, percentile, report, sidebyside
 from tests import servers
+from tests.images import sha256
 from tests.servers import Server
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -62,10 +62,6 @@ NAMES = {"stratus": "Stratus (local mode)", "distribution": "Distribution 2.8"}
 
 
 # -- images ------------------------------------------------------------------------------------
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -299,14 +295,6 @@ def accepts_single_post(url: str) -> bool:
 
 
 # -- the soak ----------------------------------------------------------------------------------
-
-
-def percentile(samples: Sequence[float], fraction: float) -> float | None:
-    """Nearest rank; None for no samples (an aborted stretch), shown as a dash."""
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 @dataclass
