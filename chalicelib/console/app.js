@@ -640,6 +640,9 @@ function pullPanel(name, tag) {
 async function viewRepository(name) {
   const id = navigation;
   loading(name);
+  const tagPage = (last) => api(`repository/${name}/tag/?limit=${PAGE_TAGS}${last ? `&last=${encodeURIComponent(last)}` : ""}`);
+  let first = tagPage(""); // asked beside the repository: one round trip, not two
+  first.catch(() => {});
   let repo;
   try {
     repo = await info(name);
@@ -656,7 +659,7 @@ async function viewRepository(name) {
     crumbs(name),
     h("h1", {}, name, " ", h("span", { class: `badge ${repo.is_public ? "public" : "private"}`, id: "visibility" },
       repo.is_public ? "public" : "private")),
-    h("p", { class: "hint" }, `${repo.tag_count}${repo.tag_count_capped ? "+" : ""} tags · last push `,
+    h("p", { class: "hint" }, `${repo.tag_count}${repo.tag_count_capped ? "+" : ""} ${repo.tag_count === 1 ? "tag" : "tags"} · last push `,
       repo.last_modified ? when(repo.last_modified) : "never",
       repo.can_admin ? " · you administer it" : repo.can_write ? " · you can push" : " · read only"),
     pull,
@@ -671,8 +674,9 @@ async function viewRepository(name) {
     tagsBox.setAttribute("aria-busy", "true");
     tagsBox.replaceChildren(h("p", { class: "state" }, "Loading tags…"));
     try {
-      const last = cursors[page] ? `&last=${encodeURIComponent(cursors[page])}` : "";
-      const answer = await api(`repository/${name}/tag/?limit=${PAGE_TAGS}${last}`);
+      const pending = page === 0 && first ? first : tagPage(cursors[page]);
+      first = null;
+      const answer = await pending;
       if (answer.has_additional && answer.tags.length) cursors[page + 1] = answer.tags[answer.tags.length - 1].name;
       if (page === 0) pull.show(answer.tags.find((t) => t.name === "latest") || answer.tags[0] || null);
       renderTags(tagsBox, name, repo, answer, {
