@@ -109,3 +109,11 @@ def test_console_script_uses_only_its_own_origin() -> None:
     assert not re.search(r"https?://", script)
     assert "innerHTML" not in script and "eval(" not in script
     assert "localStorage" not in script  # tokens live in sessionStorage only
+
+
+def test_console_routes_are_declared_for_api_gateway() -> None:
+    """API Gateway gets a resource for the page and for the assets (GET only)."""
+    from app import app
+
+    assert set(app.routes["/"]) == {"GET"}
+    assert set(app.routes["/console/{proxy+}"]) == {"GET"}
