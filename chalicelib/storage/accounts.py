@@ -2,7 +2,7 @@
 
 Keys: an account is ("account <name>", "account"); a permission ("permission <resource>",
 principal) where the resource is "org/app" or "org/" for a whole namespace; a failure counter
-("login_failure <user|source> <value>", "count" or "count <shard>").
+("login_failure <user|source> <value>[ #<shard>]", "count").
 
 A failure counter is FAILURE_SHARDS items: each container counts into its own shard (an
 item takes 1,000 writes a second; credential stuffing against one user must not throttle
@@ -60,9 +60,10 @@ _FAILURE_SHARD = random.randrange(FAILURE_SHARDS)
 
 
 def failure_key(kind: str, value: str, shard: int = 0) -> tuple[str, str]:
-    """A counter's shard; shard 0 is the key stages had before counters were sharded, and
-    the key LoginRecords.failures sums all shards under."""
-    return f"login_failure {kind} {value}", COUNT_SK if shard == 0 else f"{COUNT_SK} {shard}"
+    """A counter's shard, each its own partition key; shard 0 is the key stages had before
+    counters were sharded, and the key LoginRecords.failures sums all shards under."""
+    pk = f"login_failure {kind} {value}"
+    return (pk if shard == 0 else f"{pk} #{shard}"), COUNT_SK
 
 
 def _failure_shards(kind: str, value: str) -> list[tuple[str, str]]:
@@ -94,6 +95,12 @@ def read_for_login(
     if not keys:
         return records
     now = clock.now()
+    totals = {
+        failure_key(kind, value, shard)[0]: failure_key(kind, value)
+        for kind, value in (("user", name), ("source", source))
+        if value is not None
+        for shard in range(FAILURE_SHARDS)
+    }
     for item in _items(list(dict.fromkeys(keys))):
         if isinstance(item, AccountModel):
             records.account = item
@@ -101,7 +108,7 @@ def read_for_login(
             records.roles[(item.resource, item.principal)] = item.role
         elif isinstance(item, LoginFailureModel) and item.expires_at and item.expires_at > now:
             # All shards under shard 0's key: the sum, locked until the first shard ends.
-            total = (item.pk, COUNT_SK)
+            total = totals[item.pk]
             count, until = records.failures.get(total, (0, item.expires_at))
             records.failures[total] = (count + int(item.failures), min(until, item.expires_at))
     return records

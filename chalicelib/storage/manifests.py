@@ -175,8 +175,7 @@ def _commit(
 
 
 # The manifest item's sets of referenced digests, beside its inline bytes and annotations (64
-# KiB each at most), must fit DynamoDB's 400 KB item: about 4,200 sha256 references, the
-# number of layers ECR allows an image.
+# KiB each at most), must fit DynamoDB's 400 KB item: about 4,200 sha256 references.
 MAX_REFERENCE_BYTES = 300_000
 
 
