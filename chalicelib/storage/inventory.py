@@ -43,7 +43,7 @@ class Summary:
     capped: bool  # more live tags than counted
 
 
-def summary(repository: str, cap: int = 5000) -> Summary:
+def summary(repository: str, cap: int = 1000) -> Summary:
     """How many live tags and the latest push: one Query of the repository's partition (two
     attributes projected; DynamoDB pages it past 1 MB), stopped after `cap` tags."""
     live = TagModel.expires_at.does_not_exist() | (TagModel.expires_at > clock.now())

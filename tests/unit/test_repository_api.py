@@ -240,3 +240,20 @@ def test_bearer_token_of_an_account_reads_the_management_api(secured: Client) ->
     alice = secured.login("alice", "password-123")
     view = alice.get("/api/v1/repository/acme/app").json()
     assert view["can_admin"] is True
+
+
+def test_tag_count_stops_at_its_cap_and_skips_expired_tags(client: Client, clock) -> None:
+    from chalicelib.storage import inventory
+
+    doc = push_image(client, "acme/app", "v0")
+    for n in range(1, 4):
+        client.must_push("acme/app", f"v{n}", json.dumps(doc).encode())
+    assert inventory.summary("acme/app", cap=3) == inventory.Summary(3, clock.now(), True)
+    later = clock.now().timestamp() + 60
+    answer = client.put(
+        "/api/v1/repository/acme/app/tag/v0", body=json.dumps({"expiration": later}).encode()
+    )
+    assert answer.status == 201
+    clock.advance(seconds=120)
+    summary = inventory.summary("acme/app")
+    assert (summary.count, summary.capped) == (3, False)
