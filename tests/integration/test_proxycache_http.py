@@ -32,6 +32,7 @@ from tests.integration.conftest import (
     Registry,
     _start,
     _stop,
+    admin_cli,
     require_tool,
     skopeo,
 )
@@ -129,6 +130,22 @@ def cache_org(cache: Registry) -> Callable[..., str]:
         org = f"mirror{next(_orgs)}"
         made = requests.post(f"{cache.url}/api/v1/organizations", json={"name": org}, timeout=30)
         assert made.status_code == 201, made.text
+        if set(fields) == {"upstream_registry_username", "upstream_registry_password"}:
+            # As an operator does it: the admin CLI, the password on stdin.
+            admin_cli(
+                cache,
+                "set-proxycache",
+                org,
+                upstream,
+                "--insecure",
+                "--username",
+                str(fields["upstream_registry_username"]),
+                "--password-stdin",
+                stdin=f"{fields['upstream_registry_password']}\n",
+            )
+            shown = json.loads(admin_cli(cache, "proxycache", org))
+            assert shown == {"upstream_registry": upstream, "expiration_s": 86400, "insecure": True}
+            return org
         document = {"upstream_registry": upstream, "insecure": True, **fields}
         answer = requests.post(
             f"{cache.url}/api/v1/organization/{org}/proxycache", json=document, timeout=30
