@@ -17,7 +17,7 @@ from pynamodb.expressions.condition import Condition
 
 from chalicelib.cleanup.items import Link, Manifest, Tag
 from chalicelib.cleanup.report import Report
-from chalicelib.storage import referrers, transactions
+from chalicelib.storage import quotas, referrers, transactions
 from chalicelib.storage.models import BlobLinkModel, ManifestModel, ReferrerModel, TagModel
 
 logger = logging.getLogger("stratus.cleanup")
@@ -171,8 +171,15 @@ class LinkRemoval:
             if link.touched_at
             else BlobLinkModel.touched_at.does_not_exist()
         )
-        try:
-            BlobLinkModel(link.repository, link.digest).delete(condition=condition)
+        item = BlobLinkModel(link.repository, link.digest)
+        try:  # with the namespace's usage (storage/quotas.py)
+            quotas.transact(
+                link.repository,
+                link.digest,
+                0,
+                lambda t: t.delete(item, condition=condition),
+                linking=False,
+            )
         except PynamoDBException as exc:
             if lost_race(exc):
                 return False

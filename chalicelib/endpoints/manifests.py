@@ -17,11 +17,12 @@ from chalicelib.errors import (
     TagInvalid,
 )
 from chalicelib.policies import prune
+from chalicelib.policies import quotas as quota
 from chalicelib.registry import expiry
 from chalicelib.registry import manifests as rules
 from chalicelib.registry.digests import looks_like_digest, parse_digest, parse_supported
 from chalicelib.registry.names import is_tag, validate_tag
-from chalicelib.storage import blobs, tags
+from chalicelib.storage import blobs, bodies, tags
 from chalicelib.storage import manifests as store
 from chalicelib.storage.bodies import StoredManifest
 
@@ -132,6 +133,8 @@ def put(request: RegistryRequest, name: str, reference: str) -> Response:
     if tag is not None and parsed.legacy_tag is not None and parsed.legacy_tag != tag:
         raise TagInvalid({"tag": tag, "manifest_tag": parsed.legacy_tag})
     children = _check_references(name, parsed)
+    if not bodies.inline(parsed.size):  # stored in S3: counted against the quota
+        quota.check_manifest(name, parsed.size)
     for digest, data in parsed.embedded.items():
         if blobs.get_link(name, digest) is None:
             blobs.store_and_link(name, digest, len(data), partial(blobs.put_object, digest, data))

@@ -29,6 +29,7 @@ from chalicelib.endpoints import (
     management,
     manifests,
     policies,
+    quotas,
     referrers,
     tags,
     token,
@@ -203,6 +204,26 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
         r"repository/(?P<name>.+)/changevisibility",
         {"POST": accounts.change_visibility},
     ),
+    _self_checked(
+        "namespace policies",
+        rf"organization/(?P<namespace>{_ACCOUNT})/(?P<segment>{_POLICIES})/?",
+        {"GET": policies.namespace_policies, "POST": policies.namespace_policies},
+    ),
+    _self_checked(
+        "namespace policy",
+        rf"organization/(?P<namespace>{_ACCOUNT})/(?P<segment>{_POLICIES})/(?P<policy_id>{_UUID})",
+        {m: policies.namespace_policy for m in ("GET", "PUT", "DELETE")},
+    ),
+    _self_checked(
+        "repository policies",
+        rf"repository/(?P<name>.+)/(?P<segment>{_POLICIES})/?",
+        {"GET": policies.repository_policies, "POST": policies.repository_policies},
+    ),
+    _self_checked(
+        "repository policy",
+        rf"repository/(?P<name>.+)/(?P<segment>{_POLICIES})/(?P<policy_id>{_UUID})",
+        {m: policies.repository_policy for m in ("GET", "PUT", "DELETE")},
+    ),
     _self_checked("user logs", r"user/logs/?", {"GET": logs.user_logs}),
     _self_checked(
         "namespace logs",
@@ -241,6 +262,39 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
         "repository prune preview",
         r"repository/(?P<name>.+)/autoprunepolicy/preview",
         {"GET": policies.repository_prune_preview},
+    ),
+    _self_checked(
+        "quotas",
+        rf"organization/(?P<namespace>{_ACCOUNT})/quota/?",
+        {"GET": quotas.quotas, "POST": quotas.quotas},
+    ),
+    _self_checked(
+        "quota usage",
+        rf"organization/(?P<namespace>{_ACCOUNT})/quota/usage",
+        {"GET": quotas.namespace_usage},
+    ),
+    _self_checked(
+        "quota repair",
+        rf"organization/(?P<namespace>{_ACCOUNT})/quota/repair",
+        {"POST": quotas.repair},
+    ),
+    _self_checked(
+        "quota",
+        rf"organization/(?P<namespace>{_ACCOUNT})/quota/(?P<quota_id>{_UUID})",
+        {m: quotas.quota for m in ("GET", "PUT", "DELETE")},
+    ),
+    _self_checked(
+        "quota limits",
+        rf"organization/(?P<namespace>{_ACCOUNT})/quota/(?P<quota_id>{_UUID})/limit/?",
+        {"GET": quotas.limits, "POST": quotas.limits},
+    ),
+    _self_checked(
+        "quota limit",
+        rf"organization/(?P<namespace>{_ACCOUNT})/quota/(?P<quota_id>{_UUID})/limit/(?P<limit_id>{_UUID})",
+        {m: quotas.limit for m in ("GET", "PUT", "DELETE")},
+    ),
+    _self_checked(
+        "repository usage", r"repository/(?P<name>.+)/usage", {"GET": quotas.repository_usage}
     ),
 )
 

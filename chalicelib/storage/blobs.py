@@ -12,10 +12,13 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock, config
 from chalicelib.errors import TooManyRequests
+from chalicelib.policies import quotas as quota
 from chalicelib.storage import aws, cache, transactions
+from chalicelib.storage import quotas as usage
 from chalicelib.storage.models import BlobLinkModel, BlobObjectModel
 
 
@@ -77,16 +80,19 @@ def link(repository: str, digest: str, size: int, session: Model | None = None) 
     that it is unchanged): closing an upload is one write, and a closed session is gone.
     """
     now = clock.now()
-    try:
-        with transactions.transaction() as t:
-            t.update(
-                BlobObjectModel(digest),
-                actions=[BlobObjectModel.size.set(size), BlobObjectModel.last_linked_at.set(now)],
-                condition=BlobObjectModel.deleting.does_not_exist(),
-            )
-            t.save(BlobLinkModel(repository, digest, size=size, linked_at=now, touched_at=now))
-            if session is not None:
-                t.delete(session)
+
+    def items(t: TransactWrite) -> None:
+        t.update(
+            BlobObjectModel(digest),
+            actions=[BlobObjectModel.size.set(size), BlobObjectModel.last_linked_at.set(now)],
+            condition=BlobObjectModel.deleting.does_not_exist(),
+        )
+        t.save(BlobLinkModel(repository, digest, size=size, linked_at=now, touched_at=now))
+        if session is not None:
+            t.delete(session)
+
+    try:  # with the namespace's usage, refused over its quota (policies/quotas.py)
+        usage.transact(repository, digest, size, items, linking=True, check=quota.check)
     except TransactWriteError as exc:
         if not transactions.failed_conditions(exc):
             raise
@@ -128,12 +134,17 @@ def store_and_link(
 
 def unlink(repository: str, digest: str) -> bool:
     """Remove the repository's link; the S3 object stays until garbage collection."""
-    from pynamodb.exceptions import DeleteError
-
+    exists = BlobLinkModel.digest.exists()
     try:
-        BlobLinkModel(repository, digest).delete(condition=BlobLinkModel.digest.exists())
-    except DeleteError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        usage.transact(
+            repository,
+            digest,
+            0,
+            lambda t: t.delete(BlobLinkModel(repository, digest), condition=exists),
+            linking=False,
+        )
+    except TransactWriteError as exc:
+        if transactions.failed_conditions(exc):
             return False
         raise
     return True

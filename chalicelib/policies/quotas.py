@@ -1,0 +1,130 @@
+"""Storage quotas: a namespace's byte limit with Warning and Reject thresholds (Quay's
+`/api/v1/organization/<org>/quota` and `.../quota/<id>/limit`).
+
+A link that would take the namespace's usage over a Reject threshold is refused, in the
+link's own transaction planning (storage/quotas.py `transact`): upload finishes, monolithic
+uploads, mounts and blobs embedded in manifests all link through it. A manifest too large
+for an item (stored in S3) is checked against the same threshold before it is written.
+Only links that add bytes to the namespace are checked: a blob it already holds is free.
+
+Overshoot: the check reads the usage, the transaction then adds to it, so links committed
+between another link's read and its commit are not seen by it. Usage can exceed the Reject
+threshold by at most the sizes of the new blobs whose links were in that window at once:
+with P pushes in parallel, at most P blobs. Once over, every further new blob is refused.
+
+Crossing a Warning threshold is logged and counted (metric QuotaWarnings); the push
+succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from chalicelib import observability
+from chalicelib.auth.permissions import namespace_of
+from chalicelib.errors import Denied
+from chalicelib.storage import quotas as store
+
+logger = logging.getLogger(__name__)
+
+
+class QuotaExceeded(Denied):
+    message = "quota exceeded"
+
+
+def human(size: int) -> str:
+    """Bytes in decimal units with at most one decimal: 10200000000 -> "10.2 GB"."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            text = f"{value:.1f}".removesuffix(".0")
+            return f"{text} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def check(change: store.Change) -> None:
+    """The quota check of a planned link (storage/quotas.py calls it before committing)."""
+    if change.namespace_delta > 0:
+        enforce(change.namespace, change.namespace_delta)
+
+
+def check_manifest(repository: str, size: int) -> None:
+    """The check for a manifest stored in S3, before it is written."""
+    namespace = namespace_of(repository)
+    if namespace:
+        enforce(namespace, size)
+
+
+def enforce(namespace: str, adding: int) -> None:
+    """Refuse if usage plus `adding` passes a Reject threshold; log and count a Warning.
+    Costs a cached GetItem, and a Query of the usage counters only under a quota."""
+    quota = store.get_quota(namespace)
+    if quota is None or not quota.limits:
+        return
+    after = store.namespace_usage(namespace) + adding
+    for limit in sorted(quota.limits, key=lambda x: x.percent):
+        threshold = quota.threshold(limit)
+        if after <= threshold:
+            continue
+        if limit.limit_type == store.REJECT:
+            raise QuotaExceeded(
+                {"namespace": namespace, "usage": after, "limit": threshold},
+                message=f"quota exceeded for namespace {namespace}: "
+                f"{human(after)} of {human(threshold)}",
+            )
+    warned = [x for x in quota.limits if x.limit_type == store.WARNING]
+    if any(after > quota.threshold(x) for x in warned):
+        _warn(namespace, after, quota)
+
+
+def _warn(namespace: str, after: int, quota: store.Quota) -> None:
+    logger.warning(
+        "quota warning for namespace %s: %s of %s",
+        namespace,
+        human(after),
+        human(quota.limit_bytes),
+    )
+    emitter = observability.metrics()
+    if emitter is not None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        emitter.add_metric(name="QuotaWarnings", unit=MetricUnit.Count, value=1)
+
+
+# -- repair --------------------------------------------------------------------------------
+
+
+def repair(namespace: str, *, dry_run: bool = False) -> store.Recount:
+    """Recompute one namespace's usage from its repositories' links (on demand: the API's
+    `.../quota/repair` and `stratus admin usage-repair`)."""
+    from chalicelib.storage import policies as policy_store
+
+    repositories = set(policy_store.repositories_in(namespace))
+    repositories |= store.counted_repositories(namespace)
+    found = store.recount(namespace, sorted(repositories), dry_run=dry_run)
+    if found.before != found.after:
+        logger.warning(
+            "usage of namespace %s drifted: counted %d bytes, links hold %d%s",
+            namespace,
+            found.before,
+            found.after,
+            " (dry run)" if dry_run else "",
+        )
+    return found
+
+
+def repair_all(*, dry_run: bool = False) -> list[store.Recount]:
+    """Recompute every namespace's usage (the scheduled repair): the catalog's names, page
+    by page, give the namespaces."""
+    from chalicelib.storage import repositories
+
+    namespaces: set[str] = set()
+    after: str | None = None
+    while True:
+        names, more = repositories.list_names(after, 1000)
+        namespaces.update(namespace_of(n) for n in names if namespace_of(n))
+        if not more or not names:
+            break
+        after = names[-1]
+    return [repair(namespace, dry_run=dry_run) for namespace in sorted(namespaces)]
