@@ -25,7 +25,7 @@ from chalicelib.cleanup.report import Report
 from chalicelib.cleanup.sweep import LinkRemoval, ManifestRemoval, Sweep, TagRemoval, apply
 
 # Modules whose `phase` deletes tags by rule, run after expiry and before manifests.
-TAG_RULE_PHASES: tuple[str, ...] = ()
+TAG_RULE_PHASES: tuple[str, ...] = ("chalicelib.policies.prune",)
 
 
 @dataclass

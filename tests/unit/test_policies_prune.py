@@ -262,3 +262,20 @@ def test_admin_cli_manages_policies_and_previews_pruning(client: Client, clock) 
     assert [t["tag"] for t in preview["tags"]] == ["pr-1"]
     admin(client, "delete-policy", "acme/", "autoprune", made["uuid"])
     assert admin(client, "policies", "acme/")["autoprune"] == []
+
+
+def test_scheduled_cleanup_prunes_and_counts_the_tags(client: Client, clock) -> None:
+    """The cleanup runs auto-prune as its tag-rule phase: pruned tags are in its report
+    (and so its TagsPruned metric), and what they untagged is collected as garbage."""
+    from chalicelib import cleanup
+
+    push_series(client, clock, "acme/app", ["a", "b", "keep"])
+    prune_policy(client, "acme/app", {"method": "number_of_tags", "value": 1})
+    client.must_push("acme/app", "a", manifest("a"))  # the push itself prunes b and keep
+    assert tags_of(client, "acme/app") == ["a"]
+    prune_policy(client, "acme/app", {"method": "creation_date", "value": "1h"})
+    clock.advance(days=3)
+    report = cleanup.run()
+    assert report.tags_pruned == 1
+    assert tags_of(client, "acme/app") == []
+    assert report.manifests_deleted >= 1
