@@ -945,7 +945,7 @@ async function viewAdmin() {
     return;
   }
   const nodes = [h("h1", {}, "Administration")];
-  if (me.super_user) nodes.push(orgsSection());
+  if (me.super_user) nodes.push(orgsSection(), usersSection());
   const namespaces = administered();
   if (!namespaces.length && !me.super_user) {
     nodes.push(emptyState("You administer no namespace."));
@@ -969,7 +969,7 @@ function orgsSection() {
     box.replaceChildren(
       h("h2", { id: "orgs-title" }, "Organizations"),
       answer.organizations.length
-        ? h("ul", {}, answer.organizations.map((o) => h("li", {}, o.name)))
+        ? h("ul", { id: "org-list" }, answer.organizations.map((o) => h("li", { "data-org": o.name }, o.name)))
         : h("p", { class: "hint" }, "No organizations yet."),
       h("form", { class: "inline-form", onsubmit: (event) => {
         event.preventDefault();
@@ -982,6 +982,36 @@ function orgsSection() {
         h("div", {}, h("label", { for: "org-name" }, "New organization"), name),
         h("div", {}, h("label", { for: "org-owner" }, "Owner (a user)"), owner),
         h("button", { type: "submit" }, "Create")));
+  };
+  render();
+  return box;
+}
+
+function usersSection() {
+  const box = h("section", { class: "panel", id: "users", "aria-labelledby": "users-title" });
+  const render = async () => {
+    let answer;
+    try {
+      answer = await api("users");
+    } catch (error) {
+      box.replaceChildren(h("h2", { id: "users-title" }, "Users"), errorState(error, "the users"));
+      return;
+    }
+    const name = h("input", { id: "user-name", required: true, autocomplete: "off" });
+    const password = h("input", { id: "user-password", type: "password", required: true, minlength: 8, autocomplete: "new-password" });
+    box.replaceChildren(
+      h("h2", { id: "users-title" }, "Users"),
+      h("ul", { id: "user-list" }, answer.users.map((u) => h("li", { "data-user": u.name }, u.name, u.superuser ? [" ", h("span", { class: "badge" }, "superuser")] : null))),
+      h("form", { class: "inline-form", onsubmit: (event) => {
+        event.preventDefault();
+        act(event.currentTarget.querySelector("button"), async () => {
+          await api("users", { method: "POST", body: { username: name.value.trim(), password: password.value } });
+          render();
+        }, `Created ${name.value.trim()}`);
+      } },
+        h("div", {}, h("label", { for: "user-name" }, "New user"), name),
+        h("div", {}, h("label", { for: "user-password" }, "Password (8+ characters)"), password),
+        h("button", { type: "submit" }, "Create user")));
   };
   render();
   return box;

@@ -238,3 +238,21 @@ def test_dark_scheme_and_keyboard_navigation(browser: Any, content: Content) -> 
         tab.screenshot(path=str(SCREENSHOTS / "dark-narrow.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_superuser_creates_a_user_and_an_organization(page: Any, content: Content) -> None:
+    from tests.integration.conftest import ADMIN, ADMIN_PASSWORD
+
+    sign_in(page, content, ADMIN, ADMIN_PASSWORD)
+    page.click("#nav-admin")
+    page.fill("#user-name", "carol")
+    page.fill("#user-password", "carol-password-1")
+    page.click("#users button[type=submit]")
+    page.wait_for_selector("li[data-user='carol']")
+    page.fill("#org-name", "beta")
+    page.fill("#org-owner", "carol")
+    page.click("#orgs button[type=submit]")
+    page.wait_for_selector("li[data-org='beta']")
+    page.wait_for_selector("section[data-namespace='beta']")  # now administered (superuser)
+    members = content.admin.management("GET", "organization/beta/permissions").json()
+    assert members["permissions"] == {"carol": "admin"}
