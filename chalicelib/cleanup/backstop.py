@@ -6,8 +6,8 @@ linking, a candidate lost to a failed run) is found here. Segment i of n:
    is collected whole (collector.collect_repository: Queries of its tags, manifests and
    links, so a repository met by two segments is still judged on all of its items);
 2. objects: Scan segment i of the blob-objects table, in pages of 100 records;
-3. orphans: the S3 listings of the blob prefixes `blobs/sha256/<xx>/` with int(xx, 16)
-   % n == i.
+3. orphans: the S3 listings of the blob prefixes `blobs/sha256/<x>` with int(x, 16)
+   % n == i (16 prefixes: segments past the 16th list none).
 A segment stops when its time is nearly up and returns where it was (the scan's
 LastEvaluatedKey, the listing's token), which its SQS message carries to the next Lambda.
 """
@@ -29,7 +29,7 @@ from chalicelib.storage.models import BlobLinkModel, BlobObjectModel
 
 STAGES = ("repositories", "objects", "orphans")
 OBJECT_PAGE = 100
-PREFIXES = 256  # blobs/<alg>/<xx>/: two hex digits
+PREFIXES = 16  # blobs/sha256/<x>: the first hex digit (S3 scales request rates by prefix)
 
 Collect = Callable[[str], Report]  # collect one repository
 OutOfTime = Callable[[], bool]
@@ -54,7 +54,7 @@ class Segment:
         return cls(**json.loads(text))
 
     def prefixes(self) -> list[str]:
-        return [f"{p:02x}" for p in range(PREFIXES) if p % self.total == self.index]
+        return [f"{p:x}" for p in range(PREFIXES) if p % self.total == self.index]
 
 
 def segments(total: int, *, dry_run: bool = False) -> list[Segment]:
@@ -135,7 +135,7 @@ def _orphans(
         if out_of_time():
             return True
         listed, token = objects.listing_page(
-            f"blobs/sha256/{prefixes[segment.prefix]}/", segment.token
+            f"blobs/sha256/{prefixes[segment.prefix]}", segment.token
         )
         old = {d: v for d, v in listed.items() if v[1] <= cutoff}
         if old:

@@ -151,8 +151,8 @@ def routine(*, dry_run: bool = False, now: datetime | None = None) -> Report:
     now = now or clock.now()
     report = Report(dry_run=dry_run)
     abort_uploads(now, report)
-    if not dry_run:
-        queue.schedule_once(BACKSTOP, now)
+    if not dry_run:  # the first backstop comes one period after the first routine run
+        queue.schedule_once(BACKSTOP, now + timedelta(hours=config.settings.gc_backstop_hours))
     drain(now, report, start_backstop=True)
     return report
 

@@ -51,7 +51,9 @@ def _manifest(change: Change, grace: timedelta) -> list[Due]:
     if change.event == "REMOVE":
         return [(repository, change.at)]
     new = change.new or {}
-    if change.event == "INSERT" and not new.get("pushed_tag"):
+    # An image without `pushed_at` is no push (moto streams the key-only item an update
+    # creates before the update itself).
+    if change.event == "INSERT" and "pushed_at" in new and not new.get("pushed_tag"):
         pushed = _time(new.get("pushed_at")) or change.at
         return [(repository, pushed + grace)]
     return []

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from chalicelib import cleanup, config
-from chalicelib.cleanup import items, objects, phases
+from chalicelib.cleanup import items, objects, phases, queue
 from chalicelib.storage import blobs
 from chalicelib.storage.models import BlobLinkModel, BlobObjectModel, ManifestModel, TagModel
 from tests.client import Client, follow_blob
@@ -166,6 +166,7 @@ def test_scheduled_handler_emits_metrics_and_returns_the_report(
     client: Client, clock, capsys
 ) -> None:
     client.must_push("org/app", "temp", image(client, "org/app", b"m", expires="1s"))
+    queue.repository("org/app", clock.now())  # as the tags stream's subscriber does
     clock.advance(seconds=2)
     summary = cleanup.handle_schedule()
     assert summary["tags_expired"] == 1
