@@ -35,8 +35,11 @@ def head(request: RegistryRequest, name: str, digest: str) -> Response:
         from chalicelib.proxycache import blobs as cached
 
         size = cached.size(cache, name, str(parse_digest(digest)))
-        headers = {"Docker-Content-Digest": str(parse_digest(digest))}
-        return empty(200, {**headers, **({"Content-Length": str(size)} if size else {})})
+        if size is None:
+            raise
+        return empty(
+            200, {"Content-Length": str(size), "Docker-Content-Digest": str(parse_digest(digest))}
+        )
     return empty(
         200,
         {

@@ -132,6 +132,13 @@ def size(cache: CacheConfig, name: str, digest: str) -> int | None:
             {"upstream": upstream.location.host, "status": answer.status},
             message=f"upstream {upstream.location.host} answered {answer.status}",
         )
+    target = answer.headers.get("Location")
+    if answer.status != 200 and target:
+        # Presigned storage URLs are signed for GET only: ask with a GET, read no body.
+        target = upstream.location.base + target if target.startswith("/") else target
+        check_address(target)
+        answer = _http().request("GET", target, redirect=False, preload_content=False)
+        answer.close()
     length = answer.headers.get("Content-Length")
     return int(length) if length and answer.status == 200 else None
 

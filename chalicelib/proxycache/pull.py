@@ -152,7 +152,9 @@ def _revalidate(
     accept = _accept(request)
     try:
         upstream = _upstream(cache, name)
-        answer = upstream.request("HEAD", f"manifests/{tag}", {"Accept": accept})
+        # The cached representation first, so an upstream that still has it names its digest.
+        head = {"Accept": f"{item.media_type}, {accept}"}
+        answer = upstream.request("HEAD", f"manifests/{tag}", head)
         current = answer.headers.get("Docker-Content-Digest")
         if answer.status == 200 and current == item.digest:
             revalidate_at, expires_at = lifetimes(cache)

@@ -33,6 +33,7 @@ class Upstream:
         self.blobs: dict[str, bytes] = {}
         self.credentials: tuple[str, str] | None = None
         self.down = False
+        self.redirect = False  # blobs: 307 to /storage/ on another host name, unsigned
         self.requests: list[tuple[str, str]] = []
         upstream = self
 
@@ -50,6 +51,11 @@ class Upstream:
                 upstream.requests.append((self.command, self.path))
                 if upstream.down:
                     self.send(503, b"down", "text/plain", head)
+                    return
+                if self.path.startswith("/storage/"):  # "signed": needs no credentials
+                    digest = self.path.rsplit("/", 1)[1]
+                    data = upstream.blobs[digest]
+                    self.send(200, data, "application/octet-stream", head)
                     return
                 if upstream.credentials is not None:
                     wanted = (
@@ -76,6 +82,11 @@ class Upstream:
                 digest = self.path.rsplit("/", 1)[1]
                 if digest not in upstream.blobs:
                     self.send(404, b"{}", "application/json", head)
+                    return
+                if upstream.redirect:
+                    port = upstream.server.server_address[1]
+                    location = f"http://localhost:{port}/storage/{digest}"
+                    self.send(307, b"", "text/plain", head, {"Location": location})
                     return
                 self.send(200, upstream.blobs[digest], "application/octet-stream", head)
 
@@ -463,8 +474,10 @@ def test_docker_hub_library_rule_and_path_prefix() -> None:
 def test_api_policy_may_write_only_proxycache_parameters() -> None:
     statements = policies.api_policy("dev")["Statement"]
     writes = [s for s in statements if "ssm:PutParameter" in s["Action"]]
-    assert [s["Resource"] for s in writes] == ["arn:aws:ssm:*:*:parameter/stratus/dev/proxycache/*"]
-    assert "ssm:DeleteParameter" in writes[0]["Action"]
+    ours = [s for s in writes if "proxycache" in str(s["Resource"])]
+    assert [s["Resource"] for s in ours] == ["arn:aws:ssm:*:*:parameter/stratus/dev/proxycache/*"]
+    assert set(ours[0]["Action"]) == {"ssm:PutParameter", "ssm:DeleteParameter"}
+    assert all(str(s["Resource"]).endswith("/*") and s["Resource"] != "*" for s in writes)
     assert not policies.missing({("api", "ssm", "PutParameter"), ("api", "ssm", "DeleteParameter")})
 
 
@@ -560,3 +573,28 @@ def test_referrers_of_cached_content_are_fetched_from_the_upstream(
     listed = client.get(f"/v2/hub/app/referrers/{sha(subject)}").json()
     assert [d["digest"] for d in listed["manifests"]] == [sha(signature)]
     assert client.get(f"/v2/hub/app/manifests/{sha(signature)}", headers=ACCEPT).body == signature
+
+
+def test_blob_redirected_upstream_with_credentials_hands_on_the_signed_url(
+    client: Client, upstream: Upstream
+) -> None:
+    upstream.image("v1", b"cdn-layer")
+    upstream.credentials = ("bob", "right")
+    upstream.redirect = True
+    configure(client, "hub", upstream, **RIGHT)
+    digest = sha(b"cdn-layer")
+    port = upstream.server.server_address[1]
+    answer = client.get(f"/v2/hub/app/blobs/{digest}")
+    assert answer.status == 307
+    assert answer.header("Location") == f"http://localhost:{port}/storage/{digest}"
+    head = client.head(f"/v2/hub/app/blobs/{digest}")
+    assert (head.status, head.header("Content-Length")) == (200, str(len(b"cdn-layer")))
+    import time
+
+    from chalicelib.storage import blobs
+
+    deadline = time.monotonic() + 5  # the copy followed the redirect without credentials
+    while blobs.get_link("hub/app", digest) is None:
+        assert time.monotonic() < deadline, "the copy never landed"
+        time.sleep(0.05)
+    assert blobs.read(digest) == b"cdn-layer"
