@@ -19,6 +19,7 @@ from chalicelib.storage.proxycache import CacheConfig
 
 logger = logging.getLogger(__name__)
 DEFAULT_EXPIRATION = 86400
+MAX_EXPIRATION = 10 * 365 * 86400  # beyond this a date would not fit DynamoDB's TTL sensibly
 FIELDS = {
     "upstream_registry",
     "expiration_s",
@@ -63,9 +64,10 @@ def _parsed(namespace: str, document: dict[str, Any]) -> tuple[CacheConfig, str 
         raise InvalidRequest({"upstream_registry": upstream}, message=str(error)) from None
     expiration = document.get("expiration_s")
     expiration = DEFAULT_EXPIRATION if expiration in (None, "") else expiration
-    if type(expiration) is not int or expiration < 0:
+    if type(expiration) is not int or not 0 <= expiration <= MAX_EXPIRATION:
         raise InvalidRequest(
-            {"expiration_s": expiration}, message="expiration_s must be seconds (an integer >= 0)"
+            {"expiration_s": expiration},
+            message=f"expiration_s must be seconds, 0 to {MAX_EXPIRATION}",
         )
     username = document.get("upstream_registry_username") or None
     password = document.get("upstream_registry_password") or None

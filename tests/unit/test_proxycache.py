@@ -216,6 +216,10 @@ def test_proxycache_config_refuses_bad_input(client: Client, upstream: Upstream)
         {},
         {"upstream_registry": "https://quay.io"},
         {"upstream_registry": "quay.io", "expiration_s": "soon"},
+        {"upstream_registry": "quay.io", "expiration_s": 10**30},
+        {"upstream_registry": "quay.io", "expiration_s": True},
+        {"upstream_registry": "quay.io", "insecure": "yes"},
+        {"upstream_registry": "quay.io/UPPER"},
         {"upstream_registry": "quay.io", "upstream_registry_username": "only-user"},
         {"upstream_registry": "quay.io", "surprise": 1},
     ):
