@@ -6,7 +6,10 @@ legacy Docker codes the spec allows.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.storage.errors import StorageError
 
 
 class RegistryError(Exception):
@@ -154,3 +157,22 @@ class AccountUnknown(RegistryError):
 
 class AlreadyExists(RegistryError):
     code, status, message = "ALREADY_EXISTS", 409, "the name is taken"
+
+
+def for_storage(condition: StorageError) -> RegistryError:
+    """The OCI error a storage condition is answered with (storage/errors.py)."""
+    from chalicelib.storage import errors as storage
+
+    answers: dict[type[StorageError], type[RegistryError]] = {
+        storage.Contention: TooManyRequests,
+    }
+    for kind in type(condition).__mro__:
+        if kind in answers:
+            return answers[kind](condition.detail or None)
+    return Internal()
+
+
+class Internal(RegistryError):
+    """What the registry could not handle; its cause goes to the log, not the client."""
+
+    code, status, message = "UNKNOWN", 500, "internal server error"
