@@ -46,7 +46,7 @@ ACCEPT = {"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}
 class Distribution:
     """Distribution 2.8 on the filesystem with htpasswd auth."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, htpasswd: bool = True) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             import crypt
@@ -57,14 +57,16 @@ class Distribution:
         self.root = work / "data"
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        config = {
+        config: dict[str, object] = {
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": True}},
             "storage": {"filesystem": {"rootdirectory": str(self.root)}},
             "http": {"addr": self.host},
-            "auth": {"htpasswd": {"realm": "upstream", "path": str(work / "htpasswd")}},
         }
+        if htpasswd:
+            config["auth"] = {"htpasswd": {"realm": "upstream", "path": str(work / "htpasswd")}}
         (work / "config.yml").write_text(json.dumps(config))
+        self.config = config
         self.log = work / "log"
         self.process = subprocess.Popen(
             [require_tool("docker-registry"), "serve", str(work / "config.yml")],
@@ -85,7 +87,7 @@ class Distribution:
             "copy",
             *extra,
             "--dest-tls-verify=false",
-            f"--dest-creds={USER}:{PASSWORD}",
+            *([f"--dest-creds={USER}:{PASSWORD}"] if "auth" in self.config else []),
             f"oci:{layout}:v1",
             f"docker://{self.host}/{reference}",
         )
@@ -334,3 +336,30 @@ def test_oras_pulls_an_artifact_through_a_token_upstream(
     assert [d["digest"] for d in listed.json()["manifests"]] == [
         attached.headers["Docker-Content-Digest"]
     ]
+
+
+def test_skopeo_follows_the_redirect_to_an_anonymous_upstream_then_to_s3(
+    cache: Registry, cache_org: Callable[..., str], tmp_path: Path
+) -> None:
+    """An upstream that needs no credentials serves the first pull's blobs itself; the
+    copies land in S3 meanwhile and later pulls are redirected there."""
+    (tmp_path / "anonymous").mkdir()
+    upstream = Distribution(tmp_path / "anonymous", htpasswd=False)
+    try:
+        image = small_image("anonymous")
+        upstream.push(image_layout(tmp_path / "src", image, "v1"), "lib/open:v1")
+        org = cache_org(upstream.host)
+        layer = json.loads(image.manifest)["layers"][0]["digest"]
+        url = f"{cache.url}/v2/{org}/lib/open/blobs/{layer}"
+        first = requests.get(url, allow_redirects=False, timeout=30)
+        assert first.headers["Location"] == f"http://{upstream.host}/v2/lib/open/blobs/{layer}"
+        done = pull(cache, f"{org}/lib/open:v1", tmp_path / "out")
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 20
+        while upstream.host in requests.get(url, allow_redirects=False, timeout=30).headers.get(
+            "Location", upstream.host
+        ):
+            assert time.monotonic() < deadline, "the copy never landed"
+            time.sleep(0.2)
+    finally:
+        upstream.stop()
