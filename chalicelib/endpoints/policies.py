@@ -138,7 +138,13 @@ def _save(resource: str, kind: str, document: dict[str, Any], policy_id: str = "
     else:
         method, value = _prune_rule(document)
         pattern, matches = _pattern(document, required=False)
-        candidate = {"method": method, "tagPattern": pattern, "tagPatternMatches": matches}
+        shown: int | str = int(value) if method == "number_of_tags" else value
+        candidate = {
+            "method": method,
+            "value": shown,
+            "tagPattern": pattern,
+            "tagPatternMatches": matches,
+        }
     _refuse_duplicate(resource, kind, candidate, policy_id)
     if policy_id:
         try:

@@ -305,3 +305,25 @@ def test_human_sizes() -> None:
     assert human(10_000_000_000) == "10 GB"
     assert human(999) == "999 B"
     assert human(1_000) == "1 KB"
+
+
+def test_admin_cli_sets_quotas_and_shows_usage(client: Client) -> None:
+    from tests.unit.test_policies_prune import admin
+
+    client.push_blob("acme/app", blob("a", 300))
+    shown = admin(client, "set-quota", "acme", "1KB", "--reject", "100", "--warning", "80")
+    assert shown["limit_bytes"] == 1000
+    assert sorted((x["type"], x["limit_percent"]) for x in shown["limits"]) == [
+        ("Reject", 100),
+        ("Warning", 80),
+    ]
+    again = admin(client, "set-quota", "acme", "2KB", "--reject", "90")
+    assert sorted((x["type"], x["limit_percent"]) for x in again["limits"]) == [
+        ("Reject", 90),
+        ("Warning", 80),
+    ]
+    assert admin(client, "quota", "acme")["used_bytes"] == 300
+    assert admin(client, "usage", "acme/app") == {"repository": "acme/app", "used_bytes": 300}
+    assert admin(client, "usage-repair", "acme", "--dry-run")["after_bytes"] == 300
+    assert admin(client, "delete-quota", "acme") == {"deleted": True}
+    assert admin(client, "quota", "acme")["quota"] is None
