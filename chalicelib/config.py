@@ -337,6 +337,58 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
     ),
     Setting(
+        "webhook_queue",
+        "STRATUS_WEBHOOK_QUEUE",
+        _text,
+        "",
+        "SQS queue URL of webhook deliveries; empty: local mode's queue",
+    ),
+    Setting(
+        "webhook_dead_letter_queue",
+        "STRATUS_WEBHOOK_DEAD_LETTER_QUEUE",
+        _text,
+        "",
+        "SQS queue URL of webhook deliveries given up on; empty: local mode's queue",
+    ),
+    Setting(
+        "webhook_attempts",
+        "STRATUS_WEBHOOK_ATTEMPTS",
+        int,
+        6,
+        "deliveries tried this many times (exponential backoff), then dead-lettered",
+        minimum=1,
+    ),
+    Setting(
+        "webhook_backoff_seconds",
+        "STRATUS_WEBHOOK_BACKOFF_SECONDS",
+        int,
+        30,
+        "the first retry's delay; each next one doubles it (at most 12 hours)",
+        minimum=0,
+    ),
+    Setting(
+        "webhook_timeout_seconds",
+        "STRATUS_WEBHOOK_TIMEOUT_SECONDS",
+        float,
+        5.0,
+        "how long a webhook receiver may take to answer",
+        minimum=0.1,
+    ),
+    Setting(
+        "webhook_secret_prefix",
+        "STRATUS_WEBHOOK_SECRET_PREFIX",
+        _text,
+        "/stratus/local/webhooks",
+        "SSM path of the webhooks' signing secrets (SecureStrings)",
+    ),
+    Setting(
+        "webhook_loopback",
+        "STRATUS_WEBHOOK_LOOPBACK",
+        parse_flag,
+        True,
+        "webhooks may be delivered to loopback addresses (local mode; always off in Lambda)",
+    ),
+    Setting(
         None,
         "STRATUS_OBSERVABILITY",
         parse_flag,
@@ -350,6 +402,7 @@ SETTINGS: tuple[Setting, ...] = (
 OTHER_VARIABLES = frozenset(
     {
         "STRATUS_CLEANUP_RATE_MINUTES",  # app.py, at `chalice deploy`
+        "STRATUS_WEBHOOK_QUEUE_NAME",
         "STRATUS_DATA_DIR",  # local mode
         "STRATUS_USE_AWS",
         "STRATUS_PROVISION",
@@ -414,6 +467,13 @@ class Settings:
     audit_pulls: bool
     audit_retention_days: int
     audit_shards: int
+    webhook_queue: str
+    webhook_dead_letter_queue: str
+    webhook_attempts: int
+    webhook_backoff_seconds: int
+    webhook_timeout_seconds: float
+    webhook_secret_prefix: str
+    webhook_loopback: bool
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
@@ -435,6 +495,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     # In Lambda the flag cannot switch auth off: a deployed registry is private.
     values["auth"] = values["auth"] or bool(environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+    # Nor may a deployed registry deliver webhooks to loopback (SSRF).
+    values["webhook_loopback"] = values["webhook_loopback"] and not environ.get(
+        "AWS_LAMBDA_FUNCTION_NAME"
+    )
     for report in unknown_variables(environ):
         logger.warning("unknown setting %s: it is ignored", report)
     return Settings(region=region, **values)

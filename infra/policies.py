@@ -36,6 +36,14 @@ OTHER_ACTIONS = {
     ("ssm", "GetParameter"): ["ssm:GetParameter"],
     ("lambda", "Invoke"): ["lambda:InvokeFunction"],
     ("events", "PutEvents"): ["events:PutEvents"],
+    ("ssm", "PutParameter"): ["ssm:PutParameter"],
+    ("ssm", "DeleteParameter"): ["ssm:DeleteParameter"],
+    ("sqs", "SendMessage"): ["sqs:SendMessage"],
+    ("sqs", "SendMessageBatch"): ["sqs:SendMessage"],
+    ("sqs", "ReceiveMessage"): ["sqs:ReceiveMessage"],
+    ("sqs", "DeleteMessage"): ["sqs:DeleteMessage"],
+    ("sqs", "ChangeMessageVisibility"): ["sqs:ChangeMessageVisibility"],
+    ("sqs", "GetQueueUrl"): ["sqs:GetQueueUrl"],
 }
 
 API_DYNAMODB = [
@@ -112,6 +120,18 @@ def api_policy(stage: str) -> Policy:
                 ["ssm:GetParameter"],
                 f"arn:aws:ssm:*:*:parameter/stratus/{stage}/*",
             ),
+            # Webhook secrets are written and deleted with their webhook; test deliveries
+            # are queued by the API (chalicelib/events/webhooks.py).
+            _allow(
+                "WebhookSecrets",
+                ["ssm:PutParameter", "ssm:DeleteParameter"],
+                _webhook_secrets(stage),
+            ),
+            _allow(
+                "WebhookTestDeliveries",
+                ["sqs:SendMessage", "sqs:GetQueueUrl"],
+                f"arn:aws:sqs:*:*:stratus-{stage}-webhooks",
+            ),
             _allow(
                 "AsynchronousVerify",
                 ["lambda:InvokeFunction"],
@@ -119,6 +139,17 @@ def api_policy(stage: str) -> Policy:
             ),
         ],
     }
+
+
+def _webhook_queues(stage: str) -> list[str]:
+    return [
+        f"arn:aws:sqs:*:*:stratus-{stage}-webhooks",
+        f"arn:aws:sqs:*:*:stratus-{stage}-webhooks-dead",
+    ]
+
+
+def _webhook_secrets(stage: str) -> str:
+    return f"arn:aws:ssm:*:*:parameter/stratus/{stage}/webhooks/*"
 
 
 def _registry_events(stage: str) -> PolicyStatement:
@@ -142,6 +173,22 @@ def cleanup_policy(stage: str) -> Policy:
         "Statement": [
             *_common(stage, [*API_DYNAMODB, "dynamodb:Scan"]),
             _registry_events(stage),
+            # Webhook deliveries: queued by the stream consumer, received (by Lambda's
+            # mapping) and retried or dead-lettered by the webhooks function, which reads
+            # the webhooks' secrets (chalicelib/events/deliveries.py).
+            _allow(
+                "WebhookDeliveries",
+                [
+                    "sqs:SendMessage",
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueUrl",
+                ],
+                _webhook_queues(stage),
+            ),
+            _allow("WebhookSecretReading", ["ssm:GetParameter"], _webhook_secrets(stage)),
             _allow(
                 "BucketListing",
                 ["s3:ListBucket", "s3:ListBucketMultipartUploads"],

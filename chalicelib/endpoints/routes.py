@@ -28,6 +28,7 @@ from chalicelib.endpoints import (
     logs,
     management,
     manifests,
+    notifications,
     policies,
     quotas,
     referrers,
@@ -232,6 +233,52 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
     ),
     _self_checked(
         "repository logs", r"repository/(?P<name>.+)/logs/?", {"GET": logs.repository_logs}
+    ),
+    _self_checked(
+        "repository notifications",
+        r"repository/(?P<name>.+)/notification/?",
+        {
+            "GET": notifications.repository_notifications,
+            "POST": notifications.repository_notifications,
+        },
+    ),
+    _self_checked(
+        "repository notification",
+        rf"repository/(?P<name>.+)/notification/(?P<uuid>{_UUID})",
+        {m: notifications.repository_notification for m in ("GET", "POST", "DELETE")},
+    ),
+    _self_checked(
+        "repository notification test",
+        rf"repository/(?P<name>.+)/notification/(?P<uuid>{_UUID})/test",
+        {"POST": notifications.repository_notification_test},
+    ),
+    _self_checked(
+        "repository notification deliveries",
+        rf"repository/(?P<name>.+)/notification/(?P<uuid>{_UUID})/deliveries",
+        {"GET": notifications.repository_notification_deliveries},
+    ),
+    _self_checked(
+        "namespace notifications",
+        rf"organization/(?P<namespace>{_ACCOUNT})/notification/?",
+        {
+            "GET": notifications.namespace_notifications,
+            "POST": notifications.namespace_notifications,
+        },
+    ),
+    _self_checked(
+        "namespace notification",
+        rf"organization/(?P<namespace>{_ACCOUNT})/notification/(?P<uuid>{_UUID})",
+        {m: notifications.namespace_notification for m in ("GET", "POST", "DELETE")},
+    ),
+    _self_checked(
+        "namespace notification test",
+        rf"organization/(?P<namespace>{_ACCOUNT})/notification/(?P<uuid>{_UUID})/test",
+        {"POST": notifications.namespace_notification_test},
+    ),
+    _self_checked(
+        "namespace notification deliveries",
+        rf"organization/(?P<namespace>{_ACCOUNT})/notification/(?P<uuid>{_UUID})/deliveries",
+        {"GET": notifications.namespace_notification_deliveries},
     ),
     _self_checked(
         "namespace policies",

@@ -58,9 +58,12 @@ KINDS = {
     "accounts.change_visibility": "change_repo_visibility",
     "management.change_tag": "change_tag",
     "management.delete_tag": "delete_tag",
-    "notifications.create": "add_repo_notification",
-    "notifications.delete": "delete_repo_notification",
-    "notifications.test": "test_repo_notification",
+    "notifications.repository_notifications": "add_repo_notification",
+    "notifications.namespace_notifications": "add_repo_notification",
+    "notifications.repository_notification": "change_repo_notification",
+    "notifications.namespace_notification": "change_repo_notification",
+    "notifications.repository_notification_test": "test_repo_notification",
+    "notifications.namespace_notification_test": "test_repo_notification",
 }
 # Path parameters kept as metadata: names and roles, never a secret.
 _METADATA_PARAMS = ("principal", "shortname", "username", "uuid", "policy_id", "grant", "scope")
@@ -149,8 +152,12 @@ def from_events(events: Iterable[Event]) -> list[Entry]:
 def _kind(operation: str, method: str, params: Mapping[str, str], management: bool) -> str | None:
     if operation == "manifests.delete":
         return "delete_manifest" if ":" in params.get("reference", "") else "delete_tag"
+    if management and method in _READS:
+        return None  # reading settings or logs changes nothing
     kind = KINDS.get(operation)
-    if kind is None and management and method not in _READS:
+    if kind == "change_repo_notification":
+        return "delete_repo_notification" if method == "DELETE" else "reset_repo_notification"
+    if kind is None and management:
         if operation.startswith("policies."):
             return "change_policy"
         return operation  # a change through the management API nobody named here yet

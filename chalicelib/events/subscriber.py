@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chalicelib.events import audit, bridge, schema
+from chalicelib.events import audit, bridge, schema, webhooks
 
 
 def on_changes(changes: Sequence[schema.ChangeLike]) -> None:
@@ -22,3 +22,4 @@ def on_changes(changes: Sequence[schema.ChangeLike]) -> None:
     pushes = audit.from_events(events)
     if pushes:
         audit.write(pushes)
+    webhooks.enqueue(events)

@@ -4,6 +4,8 @@ scheduled cleanup, as threads of the local registry's process.
 - The tables' streams are polled (moto keeps them as DynamoDB does) and every batch goes
   through `chalicelib.changes.handle_stream_event`, as the stream Lambda's would; a failed
   batch is read again from its first failed record.
+- The webhook queue is drained every second (chalicelib/events/deliveries.py), deliveries
+  to loopback allowed (STRATUS_WEBHOOK_LOOPBACK), so a local receiver sees a push at once.
 - The scheduled cleanup's routine run comes every STRATUS_LOCAL_CLEANUP_SECONDS (60 by
   default; 0: never), with its backstop segments in-process (no SQS queue locally).
 """
@@ -19,6 +21,8 @@ from typing import Any
 logger = logging.getLogger("stratus.local")
 
 STREAM_POLL_SECONDS = 1.0
+Event = threading.Event
+WEBHOOK_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -97,11 +101,13 @@ def _every(seconds: float, work: Any, stop: threading.Event, what: str) -> None:
 def start() -> threading.Event:
     """Start the stream poller and the cleanup timer; set the returned event to stop them."""
     from chalicelib import cleanup
+    from chalicelib.events import deliveries  # webhooks within seconds of the push
 
     stop = threading.Event()
     poller = StreamPoller()
     cleanup_seconds = float(os.environ.get("STRATUS_LOCAL_CLEANUP_SECONDS", "60"))
     jobs: list[tuple[float, Any, str]] = [(STREAM_POLL_SECONDS, poller.poll, "stream poll")]
+    jobs.append((WEBHOOK_POLL_SECONDS, deliveries.poll, "webhooks"))
     if cleanup_seconds > 0:
         jobs.append((cleanup_seconds, cleanup.routine, "cleanup"))
     for seconds, work, what in jobs:

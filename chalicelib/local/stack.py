@@ -39,6 +39,7 @@ def start_moto(port: int | None = None) -> Any:
 def provision() -> None:
     """Create the bucket and tables if missing (AWS stages get them from infra/)."""
     from chalicelib import config
+    from chalicelib.events import webhooks
     from chalicelib.storage import aws
     from chalicelib.storage.models import create_tables
 
@@ -50,3 +51,4 @@ def provision() -> None:
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": config.settings.region}
         s3.create_bucket(**kwargs)
     create_tables()
+    webhooks.provision_local()

@@ -50,7 +50,11 @@ def _origin() -> str | None:
             # mapping does: nothing a stage's functions do
             return None
         if "/chalicelib/cleanup/" in name or name.endswith(
-            ("chalicelib/changes.py", "chalicelib/events/subscriber.py")
+            (
+                "chalicelib/changes.py",
+                "chalicelib/events/subscriber.py",
+                "chalicelib/events/deliveries.py",
+            )
         ):
             role = "cleanup"  # the stream consumer runs with the cleanup functions' role
         if first is None and not any(lib in name for lib in _LIBRARIES):

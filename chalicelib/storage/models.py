@@ -324,6 +324,35 @@ class LoginFailureModel(AuthItem, discriminator="login_failure"):
     expires_at = TTLAttribute(null=True)
 
 
+class NotificationModel(AuthItem, discriminator="notification"):
+    """A webhook on a repository ("org/app") or a namespace ("org/"): pk "notification
+    <resource>", sk its uuid. The secret is an SSM SecureString (chalicelib/events/
+    webhooks.py), never an attribute."""
+
+    event = UnicodeAttribute()
+    method = UnicodeAttribute(default="webhook")
+    title = UnicodeAttribute(null=True)
+    url = UnicodeAttribute()
+    event_config = UnicodeAttribute(default="{}")  # JSON, as given
+    signed = BooleanAttribute(default=False)
+    failures = NumberAttribute(default=0)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+
+
+class DeliveryModel(AuthItem, discriminator="delivery"):
+    """One event's delivery to one webhook: pk "delivery <uuid>", sk "<time> <event id>";
+    its latest state, kept a week."""
+
+    event_id = UnicodeAttribute()
+    event = UnicodeAttribute()
+    status = UnicodeAttribute()  # "pending", "delivered", "retrying", "dead"
+    attempts = NumberAttribute(default=0)
+    http_status = NumberAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+    expires_at = TTLAttribute(null=True)
+
+
 class AuditByNamespace(GlobalSecondaryIndex["AuditModel"]):
     """A namespace's entries (its repositories' and its own), newest first."""
 
