@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -102,9 +103,19 @@ def abort_uploads(now: datetime, report: Report) -> None:
     apply(abandoned(sessions, now), report)
 
 
-def drain(now: datetime, report: Report, *, start_backstop: bool) -> None:
-    """Collect what the work list holds that is due."""
+def drain(
+    now: datetime,
+    report: Report,
+    *,
+    start_backstop: bool,
+    out_of_time: backstop.OutOfTime = lambda: False,
+) -> None:
+    """Collect what the work list holds that is due; what is left when time runs out
+    stays due for the next run."""
     for candidate in list(queue.due(now)):
+        if out_of_time():
+            report.deferred += 1
+            continue
         try:
             if candidate.key == BACKSTOP:
                 if start_backstop:
@@ -147,13 +158,21 @@ def run_segment(
     return backstop.run(segment, now, collect, report, out_of_time)
 
 
-def routine(*, dry_run: bool = False, now: datetime | None = None) -> Report:
+# The routine run stops taking work this long after it starts (Lambda stops it at 900 s).
+ROUTINE_SECONDS = 780.0
+
+
+def routine(
+    *, dry_run: bool = False, now: datetime | None = None, seconds: float = ROUTINE_SECONDS
+) -> Report:
+    """The scheduled run: abandoned uploads, then the due work list, for `seconds` at most."""
     now = now or clock.now()
+    stop_at = time.monotonic() + seconds
     report = Report(dry_run=dry_run)
     abort_uploads(now, report)
     if not dry_run:  # the first backstop comes one period after the first routine run
         queue.schedule_once(BACKSTOP, now + timedelta(hours=config.settings.gc_backstop_hours))
-    drain(now, report, start_backstop=True)
+    drain(now, report, start_backstop=True, out_of_time=lambda: time.monotonic() > stop_at)
     return report
 
 

@@ -14,6 +14,7 @@ METRICS = {
     "links_deleted": "BlobLinksDeleted",
     "blobs_deleted": "BlobsDeleted",
     "repositories_collected": "RepositoriesCollected",
+    "deferred": "CandidatesDeferred",
     "errors": "CleanupErrors",
 }
 WOULD_DELETE_CAP = 200
@@ -30,6 +31,7 @@ class Report:
     blobs_deleted: int = 0
     bytes_freed: int = 0
     repositories_collected: int = 0
+    deferred: int = 0  # due work-list items left for the next run (out of time)
     errors: int = 0
     # What went (or, dry, would go), capped for a readable report.
     would_delete: list[str] = field(default_factory=list)

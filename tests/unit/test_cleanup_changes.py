@@ -273,3 +273,17 @@ def test_subscriber_ignores_changes_it_does_not_care_about() -> None:
         False,
     )
     assert subscriber.wanted(moved, GRACE) == [("org/app", at)]
+
+
+def test_a_routine_run_out_of_time_leaves_the_rest_due(
+    client: Client, clock, streams: StreamPoller
+) -> None:
+    for repo in ("org/a", "org/b"):
+        client.must_push(repo, "v1", image(client, repo, repo))
+    clock.advance(seconds=GRACE.total_seconds() + 1)
+    for repo in ("org/a", "org/b"):
+        client.delete(f"/v2/{repo}/manifests/v1")
+    streams.poll()
+    late = cleanup.routine(seconds=0)
+    assert (late.repositories_collected, late.deferred) == (0, 2)
+    assert cleanup.routine().repositories_collected == 2
