@@ -80,6 +80,14 @@ def test_chalice_package_for_each_stage_passes_cfn_lint(stage: str, tmp_path: Pa
     assert role == policies.api_policy(stage)
     cleanup_role = resources["CleanupRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     assert cleanup_role == policies.cleanup_policy(stage)
+    # The stream consumer and the collector's backstop segments, with the cleanup's role.
+    for function in ("TagChanges", "ManifestChanges", "GcSegment"):
+        role = resources[f"{function}Role"]["Properties"]["Policies"][0]["PolicyDocument"]
+        assert role == policies.cleanup_policy(stage), function
+    (stream,) = resources["TagChanges"]["Properties"]["Events"].values()
+    assert stream["Type"] == "DynamoDB"
+    (segments,) = resources["GcSegment"]["Properties"]["Events"].values()
+    assert (segments["Type"], segments["Properties"]["BatchSize"]) == ("SQS", 1)
     if stage == "prod":
         assert "ApiGatewayCustomDomain" in resources
 
