@@ -216,13 +216,22 @@ def test_tag_moved_upstream_is_picked_up_after_expiration_s_and_not_before(
 ) -> None:
     old, new = small_image("old"), small_image("new")
     distribution.push(image_layout(tmp_path / "old", old, "v1"), "lib/moving:v1")
-    org = cache_org(distribution.host, expiration_s=2, **CREDENTIALS)
-    started = time.monotonic()
+    distribution.push(image_layout(tmp_path / "new", new, "v1"), "lib/moving:next")
+    org = cache_org(distribution.host, expiration_s=3, **CREDENTIALS)
+    before = time.monotonic()
     assert digest_of(cache, f"{org}/lib/moving", "v1") == old.digest
-    distribution.push(image_layout(tmp_path / "new", new, "v1"), "lib/moving:v1")
-    if time.monotonic() - started < 1.5:  # still fresh: the cache does not ask
-        assert digest_of(cache, f"{org}/lib/moving", "v1") == old.digest
-    time.sleep(max(0.0, 2.2 - (time.monotonic() - started)))
+    after = time.monotonic()  # the cached tag is trusted until 3 s after some instant between
+    moved = requests.put(  # one quick request moves the tag upstream
+        f"http://{distribution.host}/v2/lib/moving/manifests/v1",
+        data=new.manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+        auth=(USER, PASSWORD),
+        timeout=30,
+    )
+    assert moved.status_code == 201, moved.text
+    assert digest_of(cache, f"{org}/lib/moving", "v1") == old.digest  # fresh: not asked
+    assert time.monotonic() - before < 3, "too slow to check the fresh window"
+    time.sleep(max(0.0, after + 3.3 - time.monotonic()))
     assert digest_of(cache, f"{org}/lib/moving", "v1") == new.digest
 
 
