@@ -286,7 +286,10 @@ def delete_robot(request: RegistryRequest, namespace: str, shortname: str) -> Re
 
 
 def _grantee(namespace: str, principal: str) -> str:
-    """Robots act only inside their own namespace, as in Quay."""
+    """Robots act only inside their own namespace, as in Quay. "*" is everyone, anonymous
+    included: a public namespace (a public pull-through cache), pull only whatever role."""
+    if principal == EVERYONE:
+        return principal
     _existing_principal(principal)
     if "+" in principal and principal.split("+", 1)[0] != namespace:
         raise InvalidRequest(
