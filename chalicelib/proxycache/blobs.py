@@ -222,16 +222,16 @@ def _stream(
     parts: list[CompletedPartTypeDef] = []
     total, completed = 0, False
     try:
-        buffer = b""
+        buffer = bytearray()  # appended in place: no copy of the part per chunk
         for chunk in answer.stream(1024 * 1024):
             hasher.update(chunk)
             total += len(chunk)
             buffer += chunk
             if len(buffer) >= PART:
-                parts.append(_part(key, upload, len(parts) + 1, buffer))
-                buffer = b""
+                parts.append(_part(key, upload, len(parts) + 1, bytes(buffer)))
+                buffer.clear()
         if buffer or not parts:
-            parts.append(_part(key, upload, len(parts) + 1, buffer))
+            parts.append(_part(key, upload, len(parts) + 1, bytes(buffer)))
         _check(hasher, expected, digest)
         s3.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
