@@ -52,8 +52,11 @@ def lookup(
 
 
 def _accept(request: RegistryRequest) -> str:
-    """The client's Accept, passed through (content negotiation happens upstream)."""
-    return ", ".join(request.header_list("accept")) or MANIFEST_TYPES
+    """The client's Accept, passed through (content negotiation happens upstream); one that
+    names no manifest type (`*/*` from curl, none at all) asks for the current ones, lest an
+    upstream answer a converted legacy form the cache would then keep."""
+    accept = ", ".join(request.header_list("accept"))
+    return accept if "application/vnd." in accept else MANIFEST_TYPES
 
 
 def _from_item(item: TagModel, *, with_body: bool) -> bodies.StoredManifest:

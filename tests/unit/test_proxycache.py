@@ -35,6 +35,7 @@ class Upstream:
         self.down = False
         self.redirect = False  # blobs: 307 to /storage/ on another host name, unsigned
         self.requests: list[tuple[str, str]] = []
+        self.accepts: list[str] = []
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -49,6 +50,7 @@ class Upstream:
 
             def answer(self, head: bool) -> None:
                 upstream.requests.append((self.command, self.path))
+                upstream.accepts.append(self.headers.get("Accept", ""))
                 if upstream.down:
                     self.send(503, b"down", "text/plain", head)
                     return
@@ -602,3 +604,13 @@ def test_blob_redirected_upstream_with_credentials_hands_on_the_signed_url(
         assert time.monotonic() < deadline, "the copy never landed"
         time.sleep(0.05)
     assert blobs.read(digest) == b"cdn-layer"
+
+
+def test_the_clients_accept_is_passed_upstream(client: Client, upstream: Upstream) -> None:
+    upstream.image("v1", b"layer")
+    configure(client, "hub", upstream)
+    schema2 = "application/vnd.docker.distribution.manifest.v2+json"
+    client.get("/v2/hub/app/manifests/v1", headers={"Accept": f"{OCI_MANIFEST}, {schema2}"})
+    assert upstream.accepts[-1] == f"{OCI_MANIFEST}, {schema2}"
+    client.get("/v2/hub/other/manifests/v1", headers={"Accept": "*/*"})
+    assert OCI_INDEX in upstream.accepts[-1] and schema2 in upstream.accepts[-1]
