@@ -163,8 +163,10 @@ def test_cleanup_removal_past_expiry_is_a_tag_expired_event() -> None:
 
 
 def test_unreadable_change_is_skipped_not_raised() -> None:
-    broken = Change("manifests", "REMOVE", {}, None, None, "e2", datetime.now(UTC))
-    other = Change("uploads", "INSERT", {"upload_id": "u"}, None, {}, "e3", datetime.now(UTC))
+    broken = Change("manifests", "REMOVE", {}, None, None, "e2", datetime.now(UTC), False)
+    other = Change(
+        "uploads", "INSERT", {"upload_id": "u"}, None, {}, "e3", datetime.now(UTC), False
+    )
     assert schema.from_changes([broken, other]) == []
 
 
