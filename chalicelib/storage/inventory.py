@@ -15,6 +15,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
 from chalicelib.errors import ManifestUnknown
+from chalicelib.policies import immutability
 from chalicelib.registry.names import tag_sort_key
 from chalicelib.storage.models import ManifestModel, TagModel
 
@@ -22,6 +23,8 @@ from chalicelib.storage.models import ManifestModel, TagModel
 def set_expiry(repository: str, tag: str, expires_at: datetime | None) -> None:
     """Set or clear a live tag's expiry (Quay's tag `expiration`): one conditional UpdateItem;
     an unknown or already expired tag is MANIFEST_UNKNOWN and nothing changes."""
+    if expires_at is not None:  # an immutable tag does not expire (policies/immutability.py)
+        immutability.refuse_change(repository, tag)
     live = TagModel.sort_key.exists() & (
         TagModel.expires_at.does_not_exist() | (TagModel.expires_at > clock.now())
     )

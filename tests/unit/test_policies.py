@@ -211,3 +211,14 @@ def test_unsafe_or_invalid_pattern_is_refused(client: Client, pattern: object) -
     )
     assert answer.status == 400, answer.body
     assert answer.json()["errors"][0]["code"] == "INVALID_REQUEST"
+
+
+def test_immutable_tag_cannot_be_given_an_expiry(client: Client, clock) -> None:
+    client.must_push("acme/app", "v1", manifest("a"))
+    policy = repo_policy(client, "acme/app")
+    path = "/api/v1/repository/acme/app/tag/v1"
+    later = int(clock.now().timestamp()) + 3600
+    refused(client.put(path, body=json.dumps({"expiration": later}).encode()), "v1", policy)
+    assert client.put(path, body=json.dumps({"expiration": None}).encode()).status < 300
+    clock.advance(hours=2)
+    assert client.get("/v2/acme/app/manifests/v1").status == 200
