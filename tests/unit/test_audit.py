@@ -253,6 +253,18 @@ def test_logs_api_takes_a_time_range(client: Client, registry) -> None:
     assert refs == ["t5", "t4", "t3"]
 
 
+def test_logs_api_takes_quay_days(client: Client, registry) -> None:
+    today = datetime.now(UTC)
+    audit.write([audit.Entry("pull_repo", Actor("bob", "user"), repository=REPO, reference="now")])
+    day = today.strftime("%m/%d/%Y")
+    yesterday = (today - timedelta(days=1)).strftime("%m/%d/%Y")
+    alice = registry["alice"]
+    same_day = alice.get(f"/api/v1/repository/{REPO}/logs?starttime={day}&endtime={day}")
+    assert "now" in [row["reference"] for row in same_day.json()["logs"]]
+    before = alice.get(f"/api/v1/repository/{REPO}/logs?starttime={yesterday}&endtime={yesterday}")
+    assert "now" not in [row["reference"] for row in before.json()["logs"]]
+
+
 def test_logs_api_shows_quay_fields(client: Client, registry) -> None:
     audit.write(
         [

@@ -346,3 +346,31 @@ def test_notification_permission_matrix(
     ):
         assert caller.post(path, body=document).status == status
         assert caller.get(path).status == (200 if status == 201 else status)
+
+
+def test_the_queue_lambda_settles_or_leaves_each_message(client: Client, hooks, receiver) -> None:
+    """As Chalice hands them: delivered messages are deleted, a failed one stays (raise)."""
+    from types import SimpleNamespace
+
+    _create(client, receiver.url)
+    receiver.statuses = [502]
+    _push(client, hooks, "lambda-a", tag="a")
+    _push(client, hooks, "lambda-b", tag="b")
+    sqs = boto3.client("sqs")
+    answer = sqs.receive_message(
+        QueueUrl=webhooks.queue_url(),
+        MaxNumberOfMessages=10,
+        AttributeNames=["ApproximateReceiveCount"],
+    )
+    records = [
+        SimpleNamespace(
+            body=m["Body"], receipt_handle=m["ReceiptHandle"], attributes=m["Attributes"]
+        )
+        for m in answer["Messages"]
+    ]
+    assert len(records) == 2
+    with pytest.raises(deliveries.RetryLater):
+        deliveries.handle_sqs_event(records)
+    assert len(receiver.requests) == 2
+    assert deliveries.poll() == 1  # only the failed one came back (backoff 0 here)
+    assert len(receiver.requests) == 3
