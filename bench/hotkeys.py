@@ -17,6 +17,7 @@ Scenarios:
   listing now and then;
 - `stuffing`: failed logins against one user from many addresses, with the real user's
   logins mixed in;
+- `catalog`: anonymous `_catalog` pages over 1,000 repositories (500 public) in 16 shards;
 - each with the cache off too (`STRATUS_READ_CACHE_SECONDS=0`), to show what binds without it.
 
 Capacity units assume what the bench stores: items under 4 KB (one eventually consistent
@@ -36,7 +37,7 @@ import json
 import random
 import tempfile
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -76,8 +77,8 @@ class Recorder:
     """Items read and written per (table, partition key), from every DynamoDB call."""
 
     def __init__(self) -> None:
-        self.reads: Counter[tuple[str, str]] = Counter()
-        self.writes: Counter[tuple[str, str]] = Counter()
+        self.reads: dict[tuple[str, str], float] = defaultdict(float)
+        self.writes: dict[tuple[str, str], float] = defaultdict(float)
         self.calls: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
         self.on: Callable[[], bool] = lambda: False
@@ -102,7 +103,7 @@ class Recorder:
 
 
 @contextmanager
-def _stack(read_cache_seconds: float) -> Iterator[Any]:
+def _stack(read_cache_seconds: float, overrides: dict[str, Any]) -> Iterator[Any]:
     """In-process moto with the registry provisioned, auth on, and the app."""
     from moto import mock_aws
 
@@ -126,6 +127,7 @@ def _stack(read_cache_seconds: float) -> Iterator[Any]:
             admin_user=USER,
             admin_password=PASSWORD,
             read_cache_seconds=read_cache_seconds,
+            **overrides,
         )
         keys.forget()
         try:
@@ -190,7 +192,32 @@ def _stuff(client: Any, seed: dict[str, Any], n: int, step: Callable[[], None]) 
     assert answer.status in (200, 401, 429), answer.body
 
 
-SCENARIOS = {"pull": _pull, "stuffing": _stuff}
+def _catalog(client: Any, seed: dict[str, Any], n: int, step: Callable[[], None]) -> None:
+    """`_catalog` pages, anonymous (so filtered to the public repositories), first and
+    second pages alternating."""
+    step()
+    token = client.token(None, "", "registry:catalog:*")
+    step()
+    path = "/v2/_catalog?n=100" + ("&last=team-4/app-0400" if n % 2 else "")
+    answer = client.as_bearer(token).get(path)
+    assert answer.status == 200, answer.body
+
+
+def _more_repositories(client: Any) -> None:
+    """1,000 repositories, every other one public, for the catalog scenario."""
+    from chalicelib.storage import accounts, repositories
+    from chalicelib.storage.models import RepositoryModel
+
+    with RepositoryModel.batch_write() as batch:
+        for n in range(1000):
+            name = f"team-{n % 10}/app-{n:04d}"
+            batch.save(RepositoryModel(name, listing=repositories.listing_for(name)))
+    for n in range(0, 1000, 2):
+        accounts.put_permission(f"team-{n % 10}/app-{n:04d}", "*", "read")
+
+
+SCENARIOS = {"pull": _pull, "stuffing": _stuff, "catalog": _catalog}
+ROUND = {"pull": 4 + LAYERS, "stuffing": 1, "catalog": 2}
 
 
 def measure(
@@ -201,8 +228,10 @@ def measure(
     containers: int = 200,
     target: float = 10_000.0,
     read_cache_seconds: float = 1.0,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run `scenario` for about `requests` requests; per-partition rates at `target`."""
+    """Run `scenario` for about `requests` requests; per-partition rates at `target`.
+    `overrides` are settings (config.Settings fields) for the run."""
     from chalicelib import clock as registry_clock
     from chalicelib.storage import cache, calls
     from tests.client import Client
@@ -212,9 +241,11 @@ def measure(
     simulated = SimulatedClock(target)
     warmup = read_cache_seconds
     caches = [cache.ReadCache() for _ in range(containers)]
-    with _stack(read_cache_seconds) as app:
+    with _stack(read_cache_seconds, overrides or {}) as app:
         client = Client(app)
         seed = _seed(client)
+        if scenario == "catalog":
+            _more_repositories(client)
         saved_now = registry_clock.now
         calls.install(origins=False)
         calls.observers.append(recorder)
@@ -237,7 +268,7 @@ def measure(
             finally:
                 cache.use(None)
 
-        per_round = {"pull": 4 + LAYERS, "stuffing": 1}[scenario]
+        per_round = ROUND[scenario]
         try:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(one, range(max(1, requests // per_round))))
@@ -245,7 +276,9 @@ def measure(
             recorder.on = lambda: False
             registry_clock.now = saved_now
             calls.observers.remove(recorder)
-    return _report(scenario, recorder, simulated, warmup, containers, target, read_cache_seconds)
+    result = _report(scenario, recorder, simulated, warmup, containers, target, read_cache_seconds)
+    result["settings"] = overrides or {}
+    return result
 
 
 def _report(
@@ -259,23 +292,27 @@ def _report(
 ) -> dict[str, Any]:
     seconds = simulated.seconds - warmup
     keys = set(recorder.reads) | set(recorder.writes)
-    rows = sorted(
-        (
-            {
-                "table": table,
-                "key": key,
-                "calls_per_s": round(recorder.calls[(table, key)] / seconds),
-                "read_units_per_s": round(recorder.reads[(table, key)] / seconds),
-                "write_units_per_s": round(recorder.writes[(table, key)] / seconds),
-            }
-            for table, key in keys
-        ),
-        key=lambda r: (
-            -max(r["read_units_per_s"] / READ_LIMIT, r["write_units_per_s"] / WRITE_LIMIT)
-        ),
-    )
-    worst_read = max((r["read_units_per_s"] for r in rows), default=0)
-    worst_write = max((r["write_units_per_s"] for r in rows), default=0)
+    rates = {
+        (table, key): (
+            round(recorder.calls[(table, key)] / seconds),
+            round(recorder.reads.get((table, key), 0.0) / seconds),
+            round(recorder.writes.get((table, key), 0.0) / seconds),
+        )
+        for table, key in keys
+    }
+    order = sorted(rates, key=lambda k: -max(rates[k][1] / READ_LIMIT, rates[k][2] / WRITE_LIMIT))
+    rows = [
+        {
+            "table": table,
+            "key": key,
+            "calls_per_s": rates[(table, key)][0],
+            "read_units_per_s": rates[(table, key)][1],
+            "write_units_per_s": rates[(table, key)][2],
+        }
+        for table, key in order
+    ]
+    worst_read = max((r[1] for r in rates.values()), default=0)
+    worst_write = max((r[2] for r in rates.values()), default=0)
     return {
         "scenario": scenario,
         "target_requests_per_s": target,
@@ -316,6 +353,8 @@ def markdown(result: dict[str, Any], top: int = 8) -> str:
 def main(argv: list[str] | None = None) -> int:
     import sys
 
+    from chalicelib import config
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=25_000)
     parser.add_argument("--workers", type=int, default=8)
@@ -323,19 +362,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=10_000.0)
     parser.add_argument("--quick", action="store_true", help="15,000 requests a scenario")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--bound", type=float, default=1.0, help="read cache seconds")
+    parser.add_argument("--set", action="append", default=[], help="a setting: name=value")
+    parser.add_argument("scenarios", nargs="*", help=f"of {', '.join(SCENARIOS)}; default: all")
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    unknown = set(options.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     requests = 15_000 if options.quick else options.requests
+    overrides = {}
+    for assignment in options.set:
+        name, _, value = assignment.partition("=")
+        overrides[name] = type(getattr(config.settings, name))(value)
+    # Without the cache there is no warm-up: a tenth of the requests measures the same rates.
     results = [
         measure(
             scenario,
-            requests=requests,
+            requests=requests if bound else requests // 10,
             workers=options.workers,
             containers=options.containers,
             target=options.target,
             read_cache_seconds=bound,
+            overrides=overrides,
         )
-        for scenario in SCENARIOS
-        for bound in (1.0, 0.0)
+        for scenario in options.scenarios or SCENARIOS
+        for bound in (options.bound, 0.0)
     ]
     if options.json:
         print(json.dumps(results, indent=2))
