@@ -137,8 +137,25 @@ def count_calls(layers: int) -> dict[str, Counted]:
             assert answer.status < 400, (label, answer.body)
             results[label] = counted
 
+        results.update(_count_deletes(client))
         results.update(_count_auth(client))
     return results
+
+
+def _count_deletes(client: Any) -> dict[str, Counted]:
+    """A tag, then its manifest (one more tag on it), deleted."""
+    from tests.images import make_image, random_layer
+
+    image = make_image([random_layer(1024, "bench-delete")])
+    for blob in (image.config, *image.layers):
+        client.push_blob("bench/gone", blob)
+    for tag in ("doomed", "also"):
+        client.must_push("bench/gone", tag, image.manifest)
+    tag_delete, answer = _count(client, "DELETE", "/v2/bench/gone/manifests/doomed")
+    assert answer.status == 202, answer.body
+    manifest_delete, answer = _count(client, "DELETE", f"/v2/bench/gone/manifests/{image.digest}")
+    assert answer.status == 202, answer.body
+    return {"tag DELETE": tag_delete, "manifest DELETE (1 tag left)": manifest_delete}
 
 
 def _count_auth(client: Any) -> dict[str, Counted]:

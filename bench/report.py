@@ -12,12 +12,13 @@ import datetime
 import os
 import platform
 import re
+import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import DOCS
+from bench import DOCS, ROOT
 
 BENCHMARKS = DOCS / "benchmarks.md"
 # Section order in docs/benchmarks.md.
@@ -48,6 +49,10 @@ CALLS = {
     "tags list": Target(1, "one Query"),
     "catalog": Target(1, "one Query on the catalog index"),
     "referrers list": Target(1, "one Query"),
+    "tag DELETE": Target(2, "the tag, then its conditional DeleteItem"),
+    "manifest DELETE (1 tag left)": Target(
+        3, "the mark (UpdateItem), then per 98 tags one Query of by_digest and one transaction"
+    ),
     "manifest PUT by tag": Target(
         3,
         "the old tag (a retag is conditional on it), one transaction, the config's labels "
@@ -104,11 +109,37 @@ def write_section(name: str, text: str, path: Path = BENCHMARKS) -> None:
     path.write_text(updated.rstrip("\n") + "\n")
 
 
+def provenance() -> dict[str, Any]:
+    """Which code was measured: the commit, and whether chalicelib/ had uncommitted changes
+    (the working tree is shared)."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.rstrip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "subject": git("log", "-1", "--format=%s"),
+        "dirty": [
+            line[3:]
+            for line in git("status", "--porcelain", "--", "chalicelib", "app.py").splitlines()
+        ],
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}",
+        "load": round(os.getloadavg()[0], 2),  # others' jobs share the machine
+    }
+
+
 def measured_on() -> str:
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """When, on what and on which code: the tree is shared, so uncommitted files are named."""
+    about = provenance()
+    dirty = about["dirty"]
+    named = ", ".join(dirty[:6]) + (f" and {len(dirty) - 6} more files" if len(dirty) > 6 else "")
+    changed = f" with uncommitted changes in {named}" if dirty else ""
     return paragraph(
-        f"Measured {when} on {platform.platform()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}; load average {os.getloadavg()[0]:.1f} at the end."
+        f"Measured {about['date']} on commit `{about['commit']}`{changed}. Machine: "
+        f"{about['machine']}; load average {os.getloadavg()[0]:.1f} at the end."
     )
 
 
@@ -167,6 +198,12 @@ def calls_section(data: dict[str, Any]) -> str:
             f"({verdict(blob_get['calls'], CALLS['blob GET (307)'])}); "
             f"{PULL_S3_CALLS.why}: a full pull makes {s3_on_pull} S3 calls from the registry "
             f"({verdict(s3_on_pull, PULL_S3_CALLS)})."
+        ),
+        "",
+        paragraph(
+            "A PutItem on a pull, a delete or a login is its audit-log entry, after the "
+            "answer (docs/events.md; `STRATUS_AUDIT_PULLS=0` leaves pulls without one). The "
+            "minimum is the data model's without it."
         ),
         "",
         measured_on(),

@@ -25,14 +25,10 @@ Writes the section between the soak markers of docs/benchmarks.md and docs/bench
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import json
-import os
-import platform
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,7 +43,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from bench import DOCS, ROOT, percentile, report, sidebyside
+from bench import DOCS, percentile, report, sidebyside
 from tests import servers
 from tests.images import sha256
 from tests.servers import Server
@@ -567,28 +563,6 @@ def soak(name: str, args: argparse.Namespace, work: Path) -> Result | None:
 # -- report ------------------------------------------------------------------------------------
 
 
-def provenance() -> dict[str, Any]:
-    """Which code was measured: the commit, and whether chalicelib/ had uncommitted changes
-    (the working tree is shared)."""
-
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip()
-
-    return {
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "subject": git("log", "-1", "--format=%s"),
-        "dirty": [
-            line[3:]
-            for line in git("status", "--porcelain", "--", "chalicelib", "app.py").splitlines()
-        ],
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}",
-        "load": round(os.getloadavg()[0], 2),  # others' jobs share the machine
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=10_000)
@@ -617,7 +591,7 @@ def main() -> int:
         options = {"out", "json", "from_json", "quick"}
         settings = {k: v for k, v in vars(args).items() if k not in options}
         settings["registries"] = names
-        data = {"provenance": provenance(), "settings": settings, "results": []}
+        data = {"provenance": report.provenance(), "settings": settings, "results": []}
         work = Path(tempfile.mkdtemp(prefix="stratus-soak-"))
         try:
             for name in names:
