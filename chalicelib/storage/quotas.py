@@ -39,6 +39,7 @@ from pynamodb.expressions.condition import size as size_of
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.auth.permissions import namespace_of
+from chalicelib.errors import RegistryError
 from chalicelib.storage import transactions
 from chalicelib.storage.models import AuthItem
 
@@ -311,21 +312,31 @@ def plan(repository: str, digest: str, size: int, *, linking: bool) -> Change | 
     return Change(namespace, repository, digest, known or size, members, linking)
 
 
-def _stale(change: Change) -> bool:
-    again = plan(change.repository, change.digest, change.size, linking=change.linking)
-    return again is not None and again.members != change.members
-
-
 ATTEMPTS = 6
 
 
-def _replan(exc: TransactWriteError, change: Change) -> bool:
-    """Whether to plan again: another transaction held one of the items (the counters are
-    shared), or the membership changed since it was read. A failed condition of the body
-    itself is the caller's answer."""
-    if not transactions.lost_race(exc):
-        return False
-    return not transactions.failed_conditions(exc) or _stale(change)
+def _guess(repository: str, digest: str, size: int) -> Change | None:
+    """A link's plan without reading: the digest is new to the namespace, the common case
+    of an upload. Its transaction's condition (no membership item yet) checks the guess."""
+    namespace = namespace_of(repository)
+    if not namespace:
+        return None
+    return Change(namespace, repository, digest, size, None, linking=True)
+
+
+def _checked(change: Change, check: Callable[[Change], None], guessed: bool) -> Change:
+    """Run the quota check; a guess it would refuse is read first (the namespace may
+    already hold the blob, which is free)."""
+    try:
+        check(change)
+    except RegistryError:
+        if not guessed:
+            raise
+        read = plan(change.repository, change.digest, change.size, linking=True)
+        assert read is not None
+        check(read)
+        return read
+    return change
 
 
 def transact(
@@ -339,22 +350,34 @@ def transact(
 ) -> None:
     """Run `body` (the link write or delete) in one transaction with its usage change.
 
-    `check` sees the planned change first (the quota's reject and warning limits). A
-    transaction that fails because the membership changed since it was read is planned
-    again; any other failure is the caller's to read (TransactWriteError)."""
+    A link first guesses that the digest is new to the namespace (no read); an unlink reads
+    the membership (one strongly consistent GetItem). `check` sees the planned change first
+    (the quota's limits). A transaction that fails because the membership is not as planned,
+    or because another transaction held a counter, is planned again from a fresh read; a
+    failed condition of the body itself is the caller's to read (TransactWriteError)."""
+    guessed = linking
+    change = (
+        _guess(repository, digest, size)
+        if linking
+        else plan(repository, digest, size, linking=False)
+    )
     for _ in range(ATTEMPTS):
-        change = plan(repository, digest, size, linking=linking)
         if change is not None and check is not None:
-            check(change)
+            change = _checked(change, check, guessed)
         try:
             with transactions.transaction() as t:
                 body(t)
                 if change is not None:
                     change.write(t)
         except TransactWriteError as exc:
-            if change is not None and _replan(exc, change):
-                continue
-            raise
+            if change is None or not transactions.lost_race(exc):
+                raise
+            fresh = plan(repository, digest, size, linking=linking)
+            conflict_only = not transactions.failed_conditions(exc)
+            if not conflict_only and fresh is not None and fresh.members == change.members:
+                raise  # the membership was as planned: the body's own condition failed
+            change, guessed = fresh, False
+            continue
         return
     from chalicelib.errors import TooManyRequests
 

@@ -230,8 +230,9 @@ def test_repair_recomputes_drifted_usage(client: Client) -> None:
     client.push_blob("acme/app", blob("a", 300))
     client.push_blob("acme/web", blob("a", 300))
     client.push_blob("acme/web", blob("b", 20))
-    drift = quota_store.UsageModel.bytes_used.add(12345)
-    quota_store.UsageModel("usage acme", "total 3").update(actions=[drift])
+    model = quota_store.UsageModel
+    drift = [model.bytes_used.add(12345), model.kind.set(model)]
+    model("usage acme", "total 3").update(actions=drift)
     assert used(client, "acme") == 320 + 12345
     dry = client.post("/api/v1/organization/acme/quota/repair?dry_run=true").json()
     assert (dry["before_bytes"], dry["after_bytes"]) == (320 + 12345, 320)
