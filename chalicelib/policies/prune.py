@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from chalicelib import observability
 from chalicelib.policies import immutability, patterns
 from chalicelib.registry.expiry import parse as parse_duration
 from chalicelib.storage import policies as store
@@ -135,10 +136,27 @@ def after_push(repository: str, tag: str, now: datetime) -> int:
     try:
         rows = store.tag_rows(repository)
         verdicts = plan(rows, counting, immutables, now)
-        return sum(store.delete_if_unchanged(repository, v.tag) for v in verdicts)
+        pruned = [v for v in verdicts if store.delete_if_unchanged(repository, v.tag)]
     except Exception:
         logger.exception("auto-prune after a push to %s failed; the cleanup will retry", repository)
         return 0
+    if pruned:
+        _count(repository, pruned)
+    return len(pruned)
+
+
+def _count(repository: str, pruned: list[Verdict]) -> None:
+    """Log the tags a push pruned and count them (metric TagsPruned, as the cleanup's)."""
+    logger.info(
+        "auto-prune after a push to %s: %s",
+        repository,
+        ", ".join(f"{v.tag.name} ({v.reason}, policy {v.policy.uuid})" for v in pruned),
+    )
+    emitter = observability.metrics()
+    if emitter is not None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        emitter.add_metric(name="TagsPruned", unit=MetricUnit.Count, value=len(pruned))
 
 
 # -- the scheduled run ---------------------------------------------------------------------

@@ -43,11 +43,16 @@ def prune_policy(client: Client, resource: str, document: dict) -> str:
     return add_policy(client, path, document)
 
 
-def test_number_of_tags_is_enforced_at_push(client: Client, clock) -> None:
+def test_number_of_tags_is_enforced_at_push(
+    client: Client, clock, caplog: pytest.LogCaptureFixture
+) -> None:
     push_series(client, clock, "acme/app", ["t1"])
-    prune_policy(client, "acme/app", {"method": "number_of_tags", "value": 2})
-    push_series(client, clock, "acme/app", ["t2", "t3", "t4"])
+    policy = prune_policy(client, "acme/app", {"method": "number_of_tags", "value": 2})
+    with caplog.at_level("INFO", logger="chalicelib.policies.prune"):
+        push_series(client, clock, "acme/app", ["t2", "t3", "t4"])
     assert tags_of(client, "acme/app") == ["t3", "t4"]
+    logged = [r.getMessage() for r in caplog.records if "auto-prune after a push" in r.getMessage()]
+    assert len(logged) == 2 and f"t1 (beyond the 2 newest, policy {policy})" in logged[0]
 
 
 def test_creation_date_prunes_older_tags_in_the_scheduled_run(client: Client, clock) -> None:
