@@ -5,6 +5,7 @@ here: it drives /usr/bin/chromium (`apt-get install chromium`, done by .ci/run).
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import shutil
@@ -16,7 +17,17 @@ from typing import Any
 import pytest
 import requests
 
-from tests.images import OCI_INDEX, OCI_MANIFEST, make_image, make_index, random_layer, sha256
+from tests.images import (
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    Image,
+    make_image,
+    make_index,
+    random_layer,
+    sha256,
+)
 from tests.integration.conftest import ADMIN, ADMIN_PASSWORD, Registry, _start, _stop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,17 +106,36 @@ class Content:
     bob: Api
 
 
-def _images() -> tuple[list, bytes]:
-    history = [{"created": "2026-01-02T03:04:05Z", "created_by": "COPY app /app"}]
-    images = [
-        make_image(
-            [random_layer(3000 + i * 1000, f"console-{arch}")],
-            architecture=arch,
-            labels={"org.opencontainers.image.source": "https://example.com/app", "tier": "web"},
-            history=history,
-        )
-        for i, arch in enumerate(("amd64", "arm64"))
-    ]
+def _image(arch: str, size: int) -> Image:
+    """An image whose config has what the manifest page shows: created, entrypoint, env,
+    labels and history."""
+    layer = random_layer(size, f"console-{arch}")
+    config = json.dumps(
+        {
+            "architecture": arch,
+            "os": "linux",
+            "created": "2026-01-02T03:04:05Z",
+            "config": {
+                "Entrypoint": ["/app/server"],
+                "Cmd": ["--port", "8080"],
+                "Env": ["PATH=/usr/bin", "MODE=production"],
+                "Labels": {"org.opencontainers.image.source": "https://example.com/app"},
+            },
+            "rootfs": {"type": "layers", "diff_ids": [sha256(gzip.decompress(layer))]},
+            "history": [{"created": "2026-01-02T03:04:05Z", "created_by": "COPY app /app"}],
+        }
+    ).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": sha256(layer), "size": len(layer)}],
+    }
+    return Image(json.dumps(manifest).encode(), config, [layer])
+
+
+def _images() -> tuple[list[Image], bytes]:
+    images = [_image("amd64", 3000), _image("arm64", 4000)]
     return images, make_index(images, [("linux", "amd64"), ("linux", "arm64")])
 
 

@@ -98,9 +98,14 @@ def test_multi_arch_image_with_an_sbom_referrer(page: Any, content: Content) -> 
     assert content.index_digest in page.locator("#raw-json").text_content()
     page.goto(f"{content.registry.url}/#/m/acme/app@{content.amd64_digest}")
     page.wait_for_selector("#config-facts")
-    assert "linux/amd64" in page.locator("#config-facts").inner_text()
-    page.wait_for_selector("td:text('web')")  # a label
+    facts = page.locator("#config-facts").inner_text()
+    for shown in ("linux/amd64", "/app/server", "--port 8080", "2026-01-02 03:04:05 UTC"):
+        assert shown in facts, facts
+    assert page.locator("#config-env").inner_text().split() == ["PATH=/usr/bin", "MODE=production"]
+    page.wait_for_selector("td:text('https://example.com/app')")  # a label
     page.wait_for_selector("code:text('COPY app /app')")  # history
+    layers = page.locator("table:has(caption:text('Layers')) tbody tr")
+    assert layers.count() == 1 and re.search(r"\d\.\d KiB", layers.inner_text())
 
 
 def shot_for_readme(page: Any) -> None:
