@@ -254,3 +254,22 @@ def namespace_prune_preview(request: RegistryRequest, namespace: str) -> Respons
 
 def repository_prune_preview(request: RegistryRequest, name: str) -> Response:
     return _preview([_repository_resource(request, name)])
+
+
+# -- Quay's /user/ forms: the caller's own namespace ------------------------------------------
+
+
+def own_namespace(request: RegistryRequest) -> str:
+    """The calling user's namespace (Quay's `/api/v1/user/...` paths)."""
+    principal = logins.caller(request)
+    if principal.anonymous or principal.kind == ROBOT or not principal.name:
+        raise Denied(message="a user's own namespace: log in as that user")
+    return principal.name
+
+
+def user_policies(request: RegistryRequest, segment: str) -> Response:
+    return namespace_policies(request, own_namespace(request), segment)
+
+
+def user_policy(request: RegistryRequest, segment: str, policy_id: str) -> Response:
+    return namespace_policy(request, own_namespace(request), segment, policy_id)

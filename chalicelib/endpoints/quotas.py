@@ -17,7 +17,7 @@ from chalicelib.auth import logins
 from chalicelib.auth.permissions import READ, ROBOT, Principal, namespace_resource
 from chalicelib.endpoints.accounts import require_role
 from chalicelib.endpoints.http import RegistryRequest, empty, json_response
-from chalicelib.endpoints.policies import _body
+from chalicelib.endpoints.policies import _body, own_namespace
 from chalicelib.errors import AccountUnknown, Denied, InvalidRequest, NotFound
 from chalicelib.storage import accounts
 from chalicelib.storage import quotas as store
@@ -232,3 +232,22 @@ def repair(request: RegistryRequest, namespace: str) -> Response:
             "after_bytes": found.after,
         }
     )
+
+
+# -- Quay's /user/quota forms (read-only): the caller's own namespace ---------------------------
+
+
+def user_quotas(request: RegistryRequest) -> Response:
+    return quotas(request, own_namespace(request))
+
+
+def user_quota(request: RegistryRequest, quota_id: str) -> Response:
+    return quota(request, own_namespace(request), quota_id)
+
+
+def user_limits(request: RegistryRequest, quota_id: str) -> Response:
+    return limits(request, own_namespace(request), quota_id)
+
+
+def user_limit(request: RegistryRequest, quota_id: str, limit_id: str) -> Response:
+    return limit(request, own_namespace(request), quota_id, limit_id)

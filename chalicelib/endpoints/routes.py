@@ -343,6 +343,28 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
     _self_checked(
         "repository usage", r"repository/(?P<name>.+)/usage", {"GET": quotas.repository_usage}
     ),
+    _self_checked(
+        "own policies",
+        rf"user/(?P<segment>{_POLICIES})/?",
+        {"GET": policies.user_policies, "POST": policies.user_policies},
+    ),
+    _self_checked(
+        "own policy",
+        rf"user/(?P<segment>{_POLICIES})/(?P<policy_id>{_UUID})",
+        {m: policies.user_policy for m in ("GET", "PUT", "DELETE")},
+    ),
+    _self_checked("own quotas", r"user/quota/?", {"GET": quotas.user_quotas}),
+    _self_checked("own quota", rf"user/quota/(?P<quota_id>{_UUID})", {"GET": quotas.user_quota}),
+    _self_checked(
+        "own quota limits",
+        rf"user/quota/(?P<quota_id>{_UUID})/limit/?",
+        {"GET": quotas.user_limits},
+    ),
+    _self_checked(
+        "own quota limit",
+        rf"user/quota/(?P<quota_id>{_UUID})/limit/(?P<limit_id>{_UUID})",
+        {"GET": quotas.user_limit},
+    ),
 )
 
 

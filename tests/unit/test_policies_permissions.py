@@ -179,3 +179,28 @@ def test_policy_endpoint_permission_matrix(client: Client, who: str) -> None:
         body = json.dumps(op.body).encode() if op.body is not None else b""
         actual[op.label] = caller.request(op.method, op.path, body=body).status
     assert actual == expected
+
+
+def test_users_manage_their_own_namespace_through_quays_user_paths(client: Client) -> None:
+    credentials = arrange(client)
+    root = client.as_basic(ADMIN_USER, ADMIN_PASSWORD)
+    reader = client.as_basic("reader", PASSWORD)
+    body = json.dumps({"method": "number_of_tags", "value": 3}).encode()
+    made = reader.post("/api/v1/user/autoprunepolicy/", body=body)
+    policy = _made(made)
+    listed = root.get("/api/v1/organization/reader/autoprunepolicy/").json()["policies"]
+    assert [p["uuid"] for p in listed] == [policy]
+    assert reader.delete(f"/api/v1/user/autoprunepolicy/{policy}").status == 200
+    imm = reader.post("/api/v1/user/immutabilitypolicy/", body=b'{"tagPattern": "^v"}')
+    assert _made(imm)
+    robot_user, robot_token = credentials["robot"]
+    assert robot_user is not None
+    robot = client.as_basic(robot_user, robot_token)
+    assert robot.get("/api/v1/user/immutabilitypolicy/").status == 403
+    assert root.post("/api/v1/organization/reader/quota", body=b'{"limit_bytes": 10}').status == 201
+    (quota,) = reader.get("/api/v1/user/quota").json()
+    assert quota["limit_bytes"] == 10
+    assert reader.get(f"/api/v1/user/quota/{quota['id']}").json()["id"] == quota["id"]
+    assert reader.get(f"/api/v1/user/quota/{quota['id']}/limit").json() == []
+    assert reader.post("/api/v1/user/quota", body=b'{"limit_bytes": 99}').status == 405
+    assert client.get("/api/v1/user/quota").status == 401
