@@ -261,3 +261,20 @@ def test_superuser_creates_a_user_and_an_organization(page: Any, content: Conten
     page.wait_for_selector("section[data-namespace='beta']")  # now administered (superuser)
     members = content.admin.management("GET", "organization/beta/permissions").json()
     assert members["permissions"] == {"carol": "admin"}
+
+
+def test_revoked_session_asks_to_sign_in_again(page: Any, content: Content) -> None:
+    sign_in(page, content, "alice")
+    page.evaluate(
+        """() => {
+            const key = "stratus.console.session";
+            const held = JSON.parse(sessionStorage.getItem(key));
+            sessionStorage.setItem(key, JSON.stringify(
+                {...held, refresh: "revoked", access: "expired", expires: 0}));
+        }"""
+    )
+    page.reload()
+    page.goto(f"{content.registry.url}/#/r/acme/app")
+    page.locator("[data-state='401']", has_text="Your session ended").wait_for()
+    assert session_storage(page) == {}
+    assert page.is_visible("#signin-open")
