@@ -167,6 +167,7 @@ class Report:
     dry_run: bool
     repositories: int = 0
     tags_pruned: int = 0
+    errors: int = 0
     # Each pruned (or, dry, prunable) tag: repository, tag, digest, policy, reason.
     pruned: list[dict[str, str]] = field(default_factory=list)
 
@@ -216,7 +217,11 @@ def prune(now: datetime, dry_run: bool) -> Report:
                 continue
             seen.add(repository)
             report.repositories += 1
-            _prune_repository(repository, now, report)
+            try:
+                _prune_repository(repository, now, report)
+            except Exception:  # one repository's failure must not stop the others
+                report.errors += 1
+                logger.exception("auto-prune of %s failed", repository)
     if report.tags_pruned:
         logger.info(
             "auto-prune: %d tags %s in %d repositories",

@@ -284,3 +284,22 @@ def test_scheduled_cleanup_prunes_and_counts_the_tags(client: Client, clock) -> 
     assert report.tags_pruned == 1
     assert tags_of(client, "acme/app") == []
     assert report.manifests_deleted >= 1
+
+
+def test_a_failing_repository_does_not_stop_the_run(
+    client: Client, clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_series(client, clock, "acme/app", ["a", "b"])
+    push_series(client, clock, "acme/web", ["a", "b"])
+    prune_policy(client, "acme/", {"method": "number_of_tags", "value": 1})
+    real = policy_store.tag_rows
+
+    def broken_for_app(repository: str, **kw):
+        if repository == "acme/app":
+            raise RuntimeError("throttled")
+        return real(repository, **kw)
+
+    monkeypatch.setattr(policy_store, "tag_rows", broken_for_app)
+    report = prune.prune(clock.now(), dry_run=False)
+    assert (report.errors, report.tags_pruned) == (1, 1)
+    assert tags_of(client, "acme/web") == ["b"]
