@@ -287,7 +287,7 @@ function errorState(error, what) {
   }
   if (error.status === 404) {
     return h("div", { class: "state", "data-state": "404" },
-      h("p", {}, `${what ? what[0].toUpperCase() + what.slice(1) : "This"} was not found.`),
+      h("p", {}, what ? `Not found: ${what}.` : "Not found."),
       h("p", {}, h("a", { href: "#/" }, "Back to the repositories")));
   }
   return h("div", { class: "state error", "data-state": "error" },

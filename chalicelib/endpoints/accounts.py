@@ -216,7 +216,7 @@ def current_user(request: RegistryRequest) -> Response:
             for resource, role in accounts.permissions_of(principal.name).items()
             if resource.endswith("/")
         }
-    if principal.kind == USER:
+    if principal.kind == USER and config.settings.auth:  # auth off: no account, no namespace
         administered[principal.name] = ADMIN
     return json_response(
         {

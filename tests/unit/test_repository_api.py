@@ -162,6 +162,7 @@ def test_tag_delete_removes_only_the_tag(client: Client) -> None:
 def test_current_user_with_auth_off_is_the_local_administrator(client: Client) -> None:
     view = client.get("/api/v1/user/").json()
     assert view["username"] == "local" and view["super_user"] is True
+    assert view["organizations"] == []  # no account "local", so no namespace of that name
 
 
 # -- with auth on ---------------------------------------------------------------------------
