@@ -165,6 +165,7 @@ def content(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Content]:
     """A registry with auth on and: alice owning the acme organization; bob, a user who may
     only read acme/app; acme/app with a two-platform index, its SBOM, a tag expiring in two
     days and tags to delete; acme/many with more tags than a page; acme/public, public."""
+    chromium()  # skip (or fail in CI) before starting anything
     tmp = tmp_path_factory.mktemp("console")
     registry = _start(
         tmp,

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import expect
 
 from tests.browser.conftest import (
     MANY_TAGS,
@@ -23,6 +22,7 @@ from tests.browser.conftest import (
 )
 
 pytestmark = pytest.mark.integration
+expect = pytest.importorskip("playwright.sync_api").expect
 
 
 def session_storage(page: Any) -> dict[str, str]:
