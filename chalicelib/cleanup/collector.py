@@ -138,8 +138,7 @@ def _start_backstop(now: datetime, report: Report) -> None:
     queue_url = config.settings.gc_segment_queue
     parts = backstop.segments(config.settings.gc_segments, dry_run=report.dry_run)
     if not queue_url:
-        for part in parts:
-            run_segment(part, now, report, lambda: False)
+        _segments_here(parts, now, report)
         return
     sqs = _sqs()
     for start in range(0, len(parts), 10):
@@ -147,6 +146,16 @@ def _start_backstop(now: datetime, report: Report) -> None:
             {"Id": str(p.index), "MessageBody": p.to_json()} for p in parts[start : start + 10]
         ]
         sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+
+
+def _segments_here(parts: list[backstop.Segment], now: datetime, report: Report) -> None:
+    """The backstop's segments one after the other, in this process (no queue)."""
+    for part in parts:
+        try:
+            run_segment(part, now, report, lambda: False)
+        except Exception:
+            report.errors += 1
+            logger.exception("cleanup: backstop segment %d of %d failed", part.index, part.total)
 
 
 def run_segment(
@@ -182,8 +191,7 @@ def run(*, dry_run: bool = False, now: datetime | None = None) -> Report:
     report = Report(dry_run=dry_run)
     abort_uploads(now, report)
     drain(now, report, start_backstop=False)
-    for part in backstop.segments(config.settings.gc_segments, dry_run=dry_run):
-        run_segment(part, now, report, lambda: False)
+    _segments_here(backstop.segments(config.settings.gc_segments, dry_run=dry_run), now, report)
     drain(now, report, start_backstop=False)  # the objects the segments unlinked
     return report
 

@@ -287,3 +287,21 @@ def test_a_routine_run_out_of_time_leaves_the_rest_due(
     late = cleanup.routine(seconds=0)
     assert (late.repositories_collected, late.deferred) == (0, 2)
     assert cleanup.routine().repositories_collected == 2
+
+
+def test_a_failing_backstop_segment_is_logged_and_the_others_run(
+    client: Client, clock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    client.must_push("org/app", "v1", image(client, "org/app", "a"))
+    real = backstop._orphans
+
+    def fails_in_segment_zero(segment, *args):
+        if segment.index == 0:
+            raise RuntimeError("listing failed")
+        return real(segment, *args)
+
+    monkeypatch.setattr(backstop, "_orphans", fails_in_segment_zero)
+    report = cleanup.run()
+    assert report.errors == 1 and report.repositories_collected == 1
+    assert "backstop segment 0 of 8 failed" in caplog.text
+    assert "listing failed" in caplog.text  # with its exception
