@@ -14,8 +14,17 @@ from typing import Any
 from chalice import Response
 
 from chalicelib import clock
-from chalicelib.auth.permissions import ADMIN, EVERYONE, READ, WRITE, namespace_of
-from chalicelib.endpoints.accounts import body_of, repository_role, require_role, viewer
+from chalicelib.auth.permissions import (
+    ADMIN,
+    EVERYONE,
+    READ,
+    WRITE,
+    lookup_keys,
+    namespace_of,
+    namespace_resource,
+    role_on,
+)
+from chalicelib.endpoints.accounts import body_of, require_role, viewer
 from chalicelib.endpoints.http import RegistryRequest, empty, json_response
 from chalicelib.errors import BadQuery, InvalidRequest, ManifestUnknown, NameUnknown
 from chalicelib.registry import describe
@@ -133,25 +142,25 @@ def delete_tag(request: RegistryRequest, name: str, tag: str) -> Response:
 
 
 def get_repository(request: RegistryRequest, name: str) -> Response:
-    """Quay's `GET /api/v1/repository/<name>`: visibility, what the caller may do, and (ours)
-    the live tag count and latest push."""
+    """Quay's `GET /api/v1/repository/<name>[?includeTags=true]`: visibility, what the caller
+    may do, (ours) the live tag count and latest push, and with `includeTags` the first 100
+    tags by name. The grants deciding role and visibility come in one BatchGetItem."""
     principal = viewer(request)
-    role = repository_role(principal, name)
+    roles = accounts.read_for_login(None, None, lookup_keys(principal, [name])).roles
+    role = role_on(principal, name, roles)
     if role is None:  # read is the least role: any other passes
         require_role(principal, name, READ)  # raises: 401 anonymous, 403 an account
     if not repositories.exists(name):
         raise NameUnknown({"name": name})
     namespace = namespace_of(name)
-    public = EVERYONE in accounts.permissions_on(name) or (
-        bool(namespace) and EVERYONE in accounts.permissions_on(namespace + "/")
-    )
+    granted = [name, namespace_resource(namespace)] if namespace else [name]
     summary = inventory.summary(name)
     view: dict[str, Any] = {
         "namespace": namespace,
         "name": name[len(namespace) + 1 :] if namespace else name,
         "kind": "image",
         "state": "NORMAL",
-        "is_public": public,
+        "is_public": any((resource, EVERYONE) in roles for resource in granted),
         "can_write": role in (WRITE, ADMIN),
         "can_admin": role == ADMIN,
         "tag_count": summary.count,
@@ -159,6 +168,19 @@ def get_repository(request: RegistryRequest, name: str) -> Response:
     }
     if summary.last_pushed is not None:
         view["last_modified"] = int(summary.last_pushed.timestamp())
+    if (request.param("includeTags") or "").lower() == "true":
+        items, _ = tags.page(name, None, MAX_LIMIT)
+        described = _describe_page(name, items)
+        view["tags"] = {
+            item.name: {
+                "name": item.name,
+                "manifest_digest": item.digest,
+                "size": described.get(item.digest, {}).get("size"),
+                "last_modified": format_datetime(item.pushed_at),
+                **({"expiration": format_datetime(item.expires_at)} if item.expires_at else {}),
+            }
+            for item in items
+        }
     return json_response(view)
 
 

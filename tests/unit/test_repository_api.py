@@ -258,3 +258,11 @@ def test_tag_count_stops_at_its_cap_and_skips_expired_tags(client: Client, clock
     clock.advance(seconds=120)
     summary = inventory.summary("acme/app")
     assert (summary.count, summary.capped) == (3, False)
+
+
+def test_repository_view_includes_tags_when_asked(client: Client) -> None:
+    doc = push_image(client, "acme/app", "v1")
+    view = client.get("/api/v1/repository/acme/app?includeTags=true").json()
+    assert set(view["tags"]) == {"v1"}
+    assert view["tags"]["v1"]["size"] == image_size(doc)
+    assert "tags" not in client.get("/api/v1/repository/acme/app").json()
