@@ -632,5 +632,7 @@ def push_report(data: dict[str, Any]) -> str:
         "|---|---|---|",
         *[f"| {client} | {registry} | {rate:.1f} |" for client, registry, rate in rows],
         "",
+        measured_on(),
+        "",
     ]
     return "\n".join(lines)
