@@ -66,7 +66,7 @@ def put_if_absent(key: str, body: bytes) -> bool:
 
     from botocore.exceptions import ClientError
 
-    from chalicelib.errors import TooManyRequests
+    from chalicelib.storage.errors import Contention
 
     for attempt in range(4):
         try:
@@ -79,7 +79,7 @@ def put_if_absent(key: str, body: bytes) -> bool:
             if code != "ConditionalRequestConflict":
                 raise
         time.sleep(0.05 * (attempt + 1))
-    raise TooManyRequests({"reason": "concurrent writes of this object; retry"})
+    raise Contention({"reason": "concurrent writes of this object; retry"})
 
 
 def object_exists(key: str) -> bool:

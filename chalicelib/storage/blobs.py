@@ -15,10 +15,10 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock, config
-from chalicelib.errors import TooManyRequests
 from chalicelib.policies import quotas as quota
 from chalicelib.storage import aws, cache, transactions
 from chalicelib.storage import quotas as usage
+from chalicelib.storage.errors import Contention
 from chalicelib.storage.models import BlobLinkModel, BlobObjectModel
 
 
@@ -129,7 +129,7 @@ def store_and_link(
         if attempt:
             write()
         return blob
-    raise TooManyRequests({"digest": digest, "reason": "blob is being garbage-collected; retry"})
+    raise Contention({"digest": digest, "reason": "blob is being garbage-collected; retry"})
 
 
 def unlink(repository: str, digest: str) -> bool:

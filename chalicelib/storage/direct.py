@@ -25,10 +25,12 @@ from chalicelib.errors import (
     DigestInvalid,
     RegistryError,
     SizeInvalid,
+    for_storage,
 )
 from chalicelib.registry.digests import Digest, ResumableHash, parse_digest
 from chalicelib.storage import aws, blobs
 from chalicelib.storage import uploads as sessions
+from chalicelib.storage.errors import StorageError
 from chalicelib.storage.models import UploadModel
 
 MAX_PARTS = 10_000
@@ -182,7 +184,8 @@ def verify_later(repository: str, upload_id: str) -> None:
     expected = parse_digest(session.expected_digest)
     try:
         blob = verify(session, expected, keep_session=True)
-    except RegistryError as error:
+    except (RegistryError, StorageError) as failure:
+        error = failure if isinstance(failure, RegistryError) else for_storage(failure)
         session.update(
             actions=[
                 UploadModel.state.set("failed"),

@@ -27,7 +27,6 @@ from chalicelib.errors import (
     ManifestBlobUnknown,
     ManifestInvalid,
     ManifestUnknown,
-    TooManyRequests,
 )
 from chalicelib.events import actor
 from chalicelib.policies import immutability
@@ -41,6 +40,7 @@ from chalicelib.storage import (
     tags,
     transactions,
 )
+from chalicelib.storage.errors import Contention
 from chalicelib.storage.models import (
     BlobLinkModel,
     ManifestModel,
@@ -317,7 +317,7 @@ def _gone_or_ours(repository: str, digest: str, marker: str) -> bool:
     except DoesNotExist:
         return True
     if current.deleting != marker:
-        raise TooManyRequests(
+        raise Contention(
             {"digest": digest, "reason": "the manifest was pushed again while being deleted"}
         )
     return False

@@ -11,7 +11,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import config
-from chalicelib.errors import TooManyRequests
+from chalicelib.storage.errors import Contention
 
 T = TypeVar("T")
 ATTEMPTS = 4
@@ -22,14 +22,14 @@ class LostRace(Exception):
 
 
 def retried(operation: Callable[[], T], *, what: str, attempts: int = ATTEMPTS) -> T:
-    """Run a read-then-conditional-write until it does not lose a race; 429 after
-    `attempts` losses, so a hot item never turns into an endless loop."""
+    """Run a read-then-conditional-write until it does not lose a race; Contention (a 429)
+    after `attempts` losses, so a hot item never turns into an endless loop."""
     for _ in range(attempts):
         try:
             return operation()
         except LostRace:
             continue
-    raise TooManyRequests({"reason": f"concurrent updates to this {what}; retry"})
+    raise Contention({"reason": f"concurrent updates to this {what}; retry"})
 
 
 @cache
