@@ -305,3 +305,27 @@ def test_a_failing_backstop_segment_is_logged_and_the_others_run(
     assert report.errors == 1 and report.repositories_collected == 1
     assert "backstop segment 0 of 8 failed" in caplog.text
     assert "listing failed" in caplog.text  # with its exception
+
+
+def test_a_redelivered_stream_batch_leaves_the_work_list_as_it_was(aws: None) -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    expired = changes.Change(
+        "tags", "REMOVE", {"repository": "org/app"}, {"digest": "a"}, None, "e1", at, True
+    )
+    expiring = changes.Change(
+        "tags",
+        "INSERT",
+        {"repository": "org/b"},
+        None,
+        {"digest": "a", "expires_at": int(at.timestamp()) + 3600},
+        "e2",
+        at,
+        False,
+    )
+    subscriber.on_changes([expired, expiring])
+    first = {i.key: i.due_at for i in GcCandidateModel.scan()}
+    subscriber.on_changes([expired, expiring])  # at-least-once delivery
+    assert {i.key: i.due_at for i in GcCandidateModel.scan()} == first
+    assert first == {"org/app": at.timestamp(), "org/b": at.timestamp() + 3600}
