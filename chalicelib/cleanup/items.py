@@ -7,7 +7,6 @@ pure planning functions (plan.py) take.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -119,7 +118,3 @@ def object_record(digest: str) -> BlobObject | None:
     for item in BlobObjectModel.query(digest, attributes_to_get=OBJECT_ATTRIBUTES):
         return blob_object(item)
     return None
-
-
-def iterate(items: Iterator[BlobObjectModel]) -> Iterator[BlobObject]:
-    return (blob_object(i) for i in items)

@@ -1,7 +1,7 @@
 """A repository's collection: its rows read once, then phases in order, each a pure mark
 of candidates from those rows followed by the one apply step.
 
-PHASES is the order. Tags go first, so what they untag is collected in the same run:
+`phases()` is the order. Tags go first, so what they untag is collected in the same run:
 - expire: tags past their expiry;
 - TAG_RULE_PHASES: the hook for phases that delete tags by rule (a repository's retention
   policy). Each listed module exposes `phase`, an object with `name` and
