@@ -1,13 +1,12 @@
 """Immutability and auto-prune policies, kept in the accounts table beside the permissions
 they resemble: pk "policy <resource>" ("acme/" for a namespace, "acme/app" for a
 repository), sk "<kind> <uuid>". All policies of one resource are one Query, and a push reads
-at most two (its namespace's and its repository's), cached for CACHE_SECONDS per container.
+at most two (its namespace's and its repository's), kept in the container's read cache
+(storage/cache.py) for STRATUS_READ_CACHE_SECONDS; a write in the same container drops them.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,13 +14,11 @@ from datetime import datetime
 from pynamodb.attributes import BooleanAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
+from chalicelib.storage import cache
 from chalicelib.storage.models import AuthItem, utcnow
 
 IMMUTABILITY, AUTOPRUNE = "immutability", "autoprune"
 KINDS = (IMMUTABILITY, AUTOPRUNE)
-# How long a container trusts the policies it read: a new policy takes effect everywhere
-# within this many seconds (at once in the container that wrote it).
-CACHE_SECONDS = 10.0
 
 
 class PolicyModel(AuthItem, discriminator="policy"):
@@ -80,31 +77,31 @@ def _policy(item: PolicyModel) -> Policy:
     )
 
 
-_cache: dict[str, tuple[float, tuple[Policy, ...]]] = {}
-_lock = threading.Lock()
-
-
 def forget() -> None:
-    """Drop every cached read (tests; and a container that just wrote)."""
-    with _lock:
-        _cache.clear()
+    """Drop every cached read (tests; writes made in this container drop theirs anyway)."""
+    cache.clear()
+
+
+def _query(resource: str, *, consistent: bool) -> tuple[Policy, ...]:
+    return tuple(
+        _policy(item)
+        for item in AuthItem.query(_pk(resource), consistent_read=consistent)
+        if isinstance(item, PolicyModel)
+    )
 
 
 def read(resource: str, *, fresh: bool = False) -> tuple[Policy, ...]:
-    """Every policy on the resource: one Query, served from the cache for CACHE_SECONDS."""
-    now = time.monotonic()
-    with _lock:
-        cached = _cache.get(resource)
-    if cached is not None and cached[0] > now and not fresh:
-        return cached[1]
-    found = tuple(
-        _policy(item)
-        for item in AuthItem.query(_pk(resource), consistent_read=fresh)
-        if isinstance(item, PolicyModel)
+    """Every policy on the resource: one Query, served from the container's read cache
+    (storage/cache.py) within STRATUS_READ_CACHE_SECONDS; `fresh` reads strongly
+    consistent, past the cache."""
+    if fresh:
+        return _query(resource, consistent=True)
+    return cache.read(
+        cache.dynamodb(AuthItem.Meta.table_name, _pk(resource)),
+        "policies",
+        lambda: _query(resource, consistent=False),
+        size=lambda found: 256 + 256 * len(found),
     )
-    with _lock:
-        _cache[resource] = (now + CACHE_SECONDS, found)
-    return found
 
 
 def of_kind(resource: str, kind: str, *, fresh: bool = False) -> list[Policy]:
@@ -141,7 +138,6 @@ def create(
     ).save()
     if kind == AUTOPRUNE:
         PolicyModel(_INDEX, resource, policy_kind="index").save()
-    forget()
     return Policy(resource, kind, policy_id, tag_pattern, tag_pattern_matches, method, value)
 
 
@@ -171,7 +167,6 @@ def update(
         if error.cause_response_code == "ConditionalCheckFailedException":
             raise PolicyMissing(policy_id) from None
         raise
-    forget()
     return Policy(resource, kind, policy_id, tag_pattern, tag_pattern_matches, method, value)
 
 
@@ -184,7 +179,6 @@ def delete(resource: str, kind: str, policy_id: str) -> None:
         if error.cause_response_code == "ConditionalCheckFailedException":
             raise PolicyMissing(policy_id) from None
         raise
-    forget()
 
 
 # -- what policies act on: a namespace's repositories and their tags ------------------------

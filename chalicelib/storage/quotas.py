@@ -20,8 +20,6 @@ one item.
 from __future__ import annotations
 
 import random
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,11 +38,10 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.auth.permissions import namespace_of
 from chalicelib.errors import RegistryError
-from chalicelib.storage import transactions
+from chalicelib.storage import cache, transactions
 from chalicelib.storage.models import AuthItem
 
 SHARDS = 4
-CACHE_SECONDS = 10.0
 WARNING, REJECT = "Warning", "Reject"
 
 
@@ -103,30 +100,29 @@ def _quota(item: QuotaModel, namespace: str) -> Quota:
     return Quota(namespace, item.quota_id, int(item.limit_bytes), limits)
 
 
-_cache: dict[str, tuple[float, Quota | None]] = {}
-_lock = threading.Lock()
-
-
 def forget() -> None:
-    with _lock:
-        _cache.clear()
+    """Drop every cached read (tests; writes made in this container drop theirs anyway)."""
+    cache.clear()
+
+
+def _read_quota(namespace: str, *, consistent: bool) -> Quota | None:
+    try:
+        item = AuthItem.get(*_quota_key(namespace), consistent_read=consistent)
+    except DoesNotExist:
+        return None
+    return _quota(item, namespace) if isinstance(item, QuotaModel) else None
 
 
 def get_quota(namespace: str, *, fresh: bool = False) -> Quota | None:
-    """The namespace's quota: one GetItem, cached for CACHE_SECONDS per container."""
-    now = time.monotonic()
-    with _lock:
-        cached = _cache.get(namespace)
-    if cached is not None and cached[0] > now and not fresh:
-        return cached[1]
-    try:
-        item = AuthItem.get(*_quota_key(namespace), consistent_read=fresh)
-        found = _quota(item, namespace) if isinstance(item, QuotaModel) else None
-    except DoesNotExist:
-        found = None
-    with _lock:
-        _cache[namespace] = (now + CACHE_SECONDS, found)
-    return found
+    """The namespace's quota: one GetItem, kept in the container's read cache
+    (storage/cache.py) within STRATUS_READ_CACHE_SECONDS; `fresh` reads past it."""
+    if fresh:
+        return _read_quota(namespace, consistent=True)
+    return cache.read(
+        cache.dynamodb(AuthItem.Meta.table_name, _quota_key(namespace)[0]),
+        "quota",
+        lambda: _read_quota(namespace, consistent=False),
+    )
 
 
 def create_quota(namespace: str, limit_bytes: int) -> Quota:
@@ -139,7 +135,6 @@ def create_quota(namespace: str, limit_bytes: int) -> Quota:
         if error.cause_response_code == "ConditionalCheckFailedException":
             raise QuotaExists(namespace) from None
         raise
-    forget()
     return Quota(namespace, quota_id, limit_bytes)
 
 
@@ -160,7 +155,6 @@ def save_quota(quota: Quota) -> Quota:
         if error.cause_response_code == "ConditionalCheckFailedException":
             raise QuotaMissing(quota.quota_id) from None
         raise
-    forget()
     return quota
 
 
@@ -171,7 +165,6 @@ def delete_quota(namespace: str, quota_id: str) -> None:
         if error.cause_response_code == "ConditionalCheckFailedException":
             raise QuotaMissing(quota_id) from None
         raise
-    forget()
 
 
 def new_limit_id() -> str:
