@@ -133,6 +133,19 @@ def test_tag_moved_in_this_process_is_seen_at_once(client: Client) -> None:
     assert tag_digest(client, "org/app", "latest") is None
 
 
+def test_any_write_in_this_process_drops_the_cache_not_only_the_registry_s(
+    client: Client,
+) -> None:
+    """Cleanup, tests and tools write with their own calls: the cache watches botocore."""
+    from chalicelib.registry.names import tag_sort_key
+    from chalicelib.storage.models import TagModel
+
+    client.must_push("org/app", "latest", image(client, "org/app", "a"))
+    assert tag_digest(client, "org/app", "latest") is not None
+    TagModel(repository="org/app", sort_key=tag_sort_key("latest")).delete()
+    assert tag_digest(client, "org/app", "latest") is None
+
+
 def test_cached_tag_is_refreshed_after_its_bound(client: Client, clock) -> None:
     client.must_push("org/app", "latest", image(client, "org/app", "a"))
     old = tag_digest(client, "org/app", "latest")
