@@ -203,6 +203,29 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting(
+        "gc_segments",
+        "STRATUS_GC_SEGMENTS",
+        int,
+        8,
+        "parallel-scan segments of the garbage collector's full backstop mark",
+        minimum=1,
+    ),
+    Setting(
+        "gc_backstop_hours",
+        "STRATUS_GC_BACKSTOP_HOURS",
+        float,
+        24.0,
+        "how often the full backstop mark runs (the routine run follows the tables' streams)",
+        minimum=0.01,
+    ),
+    Setting(
+        "gc_segment_queue",
+        "STRATUS_GC_SEGMENT_QUEUE",
+        _text,
+        "",
+        "SQS queue URL fanning the backstop's segments out to Lambdas; empty: in-process",
+    ),
+    Setting(
         "auth",
         "STRATUS_AUTH",
         parse_flag,
@@ -332,9 +355,46 @@ SETTINGS: tuple[Setting, ...] = (
         "audit_shards",
         "STRATUS_AUDIT_SHARDS",
         int,
-        8,
+        16,
         "partitions per repository, namespace and user in the audit table (hot keys)",
         minimum=1,
+    ),
+    Setting(
+        "proxycache_parameter_prefix",
+        "STRATUS_PROXYCACHE_PARAMETER_PREFIX",
+        _text,
+        "/stratus/local/proxycache",
+        "SSM path of the pull-through caches' upstream passwords (SecureStrings)",
+    ),
+    Setting(
+        "proxycache_copy_function",
+        "STRATUS_PROXYCACHE_COPY_FUNCTION",
+        _text,
+        "",
+        "the Lambda that copies upstream blobs into S3; empty: a thread (local mode)",
+    ),
+    Setting(
+        "proxycache_evict_seconds",
+        "STRATUS_PROXYCACHE_EVICT_SECONDS",
+        int,
+        7 * DAY,
+        "a cached tag nobody pulled for this long after it went stale expires (then GC)",
+        minimum=0,
+    ),
+    Setting(
+        "proxycache_blob_wait_seconds",
+        "STRATUS_PROXYCACHE_BLOB_WAIT_SECONDS",
+        float,
+        20.0,
+        "how long a blob pull waits for a copy an upstream cannot serve without our token",
+        minimum=0,
+    ),
+    Setting(
+        "proxycache_private_upstreams",
+        "STRATUS_PROXYCACHE_PRIVATE_UPSTREAMS",
+        parse_flag,
+        False,
+        "allow upstreams on loopback, private and link-local addresses (tests, local mode)",
     ),
     Setting(
         "webhook_queue",
@@ -403,7 +463,11 @@ OTHER_VARIABLES = frozenset(
     {
         "STRATUS_CLEANUP_RATE_MINUTES",  # app.py, at `chalice deploy`
         "STRATUS_WEBHOOK_QUEUE_NAME",
+        "STRATUS_TAGS_STREAM_ARN",
+        "STRATUS_MANIFESTS_STREAM_ARN",
+        "STRATUS_GC_SEGMENT_QUEUE_NAME",
         "STRATUS_DATA_DIR",  # local mode
+        "STRATUS_LOCAL_CLEANUP_SECONDS",
         "STRATUS_USE_AWS",
         "STRATUS_PROVISION",
         "STRATUS_RECORD_AWS_CALLS",
@@ -448,6 +512,9 @@ class Settings:
     sync_verify_bytes: int
     verify_function: str
     gc_grace_seconds: int
+    gc_segments: int
+    gc_backstop_hours: float
+    gc_segment_queue: str
     auth: bool
     auth_service: str
     auth_issuer: str
@@ -463,6 +530,11 @@ class Settings:
     login_failures_per_source: int
     login_failure_window_seconds: int
     v1_pulls: bool
+    proxycache_parameter_prefix: str
+    proxycache_copy_function: str
+    proxycache_evict_seconds: int
+    proxycache_blob_wait_seconds: float
+    proxycache_private_upstreams: bool
     event_bus: str
     audit_pulls: bool
     audit_retention_days: int

@@ -93,6 +93,21 @@ def stage_environment(outputs: dict[str, str]) -> dict[str, str]:
         "STRATUS_BUCKET": outputs["Bucket"],
         "STRATUS_SIGNING_KEY_PARAMETER": outputs["SigningKeyParameter"],
         "STRATUS_ADMIN_PASSWORD_PARAMETER": outputs["AdminPasswordParameter"],
+        "STRATUS_GC_SEGMENT_QUEUE": outputs["GcSegmentQueueUrl"],
+        "STRATUS_WEBHOOK_QUEUE": outputs["WebhookQueueUrl"],
+        "STRATUS_WEBHOOK_DEAD_LETTER_QUEUE": outputs["WebhookDeadLetterQueueUrl"],
+        "STRATUS_WEBHOOK_SECRET_PREFIX": outputs["WebhookSecretPrefix"],
+    }
+
+
+def deploy_environment(outputs: dict[str, str]) -> dict[str, str]:
+    """What `chalice deploy` reads from the stack while it imports app.py: the event
+    sources of the stream and segment functions."""
+    return {
+        "STRATUS_TAGS_STREAM_ARN": outputs["TagsStreamArn"],
+        "STRATUS_MANIFESTS_STREAM_ARN": outputs["ManifestsStreamArn"],
+        "STRATUS_GC_SEGMENT_QUEUE_NAME": outputs["GcSegmentQueueName"],
+        "STRATUS_WEBHOOK_QUEUE_NAME": outputs["WebhookQueueName"],
     }
 
 
@@ -169,7 +184,7 @@ def up(stage: str) -> None:
     outputs = deploy_stack(cloudformation, stage)
     password = ensure_secrets(ssm, outputs)
     configure_stage(stage, outputs)
-    _chalice("deploy", "--stage", stage, env=dict(os.environ))
+    _chalice("deploy", "--stage", stage, env={**os.environ, **deploy_environment(outputs)})
     if password:
         print(
             f"bootstrap admin: admin / {password} (stored in {outputs['AdminPasswordParameter']})"

@@ -34,16 +34,16 @@ S3_ACTIONS = {
 }
 OTHER_ACTIONS = {
     ("ssm", "GetParameter"): ["ssm:GetParameter"],
-    ("lambda", "Invoke"): ["lambda:InvokeFunction"],
-    ("events", "PutEvents"): ["events:PutEvents"],
     ("ssm", "PutParameter"): ["ssm:PutParameter"],
     ("ssm", "DeleteParameter"): ["ssm:DeleteParameter"],
-    ("sqs", "SendMessage"): ["sqs:SendMessage"],
-    ("sqs", "SendMessageBatch"): ["sqs:SendMessage"],
+    ("lambda", "Invoke"): ["lambda:InvokeFunction"],
+    ("events", "PutEvents"): ["events:PutEvents"],
     ("sqs", "ReceiveMessage"): ["sqs:ReceiveMessage"],
     ("sqs", "DeleteMessage"): ["sqs:DeleteMessage"],
     ("sqs", "ChangeMessageVisibility"): ["sqs:ChangeMessageVisibility"],
     ("sqs", "GetQueueUrl"): ["sqs:GetQueueUrl"],
+    ("sqs", "SendMessage"): ["sqs:SendMessage"],
+    ("sqs", "SendMessageBatch"): ["sqs:SendMessage"],
 }
 
 API_DYNAMODB = [
@@ -110,7 +110,7 @@ def _common(stage: str, dynamodb: list[str]) -> list[PolicyStatement]:
 
 
 def api_policy(stage: str) -> Policy:
-    """The request handlers and verify_upload."""
+    """The request handlers, verify_upload and proxycache_copy."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -119,6 +119,11 @@ def api_policy(stage: str) -> Policy:
                 "SigningKeysAndBootstrapAdmin",
                 ["ssm:GetParameter"],
                 f"arn:aws:ssm:*:*:parameter/stratus/{stage}/*",
+            ),
+            _allow(
+                "ProxyCacheCredentials",
+                ["ssm:PutParameter", "ssm:DeleteParameter"],
+                f"arn:aws:ssm:*:*:parameter/stratus/{stage}/proxycache/*",
             ),
             # Webhook secrets are written and deleted with their webhook; test deliveries
             # are queued by the API (chalicelib/events/webhooks.py).
@@ -133,9 +138,12 @@ def api_policy(stage: str) -> Policy:
                 f"arn:aws:sqs:*:*:stratus-{stage}-webhooks",
             ),
             _allow(
-                "AsynchronousVerify",
+                "AsynchronousVerifyAndCopy",
                 ["lambda:InvokeFunction"],
-                f"arn:aws:lambda:*:*:function:stratus-{stage}-verify_upload",
+                [
+                    f"arn:aws:lambda:*:*:function:stratus-{stage}-verify_upload",
+                    f"arn:aws:lambda:*:*:function:stratus-{stage}-proxycache_copy",
+                ],
             ),
         ],
     }
@@ -166,8 +174,8 @@ def _registry_events(stage: str) -> PolicyStatement:
 
 
 def cleanup_policy(stage: str) -> Policy:
-    """The scheduled cleanup and the tables' stream consumer: scans, bucket listings and
-    registry events too."""
+    """The scheduled cleanup, its backstop segments and the tables' stream consumer: scans,
+    bucket listings, the streams, the segment queue and registry events too."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -193,6 +201,30 @@ def cleanup_policy(stage: str) -> Policy:
                 "BucketListing",
                 ["s3:ListBucket", "s3:ListBucketMultipartUploads"],
                 _bucket(stage),
+            ),
+            # Lambda's event source mappings read the tags and manifests streams as the
+            # stream functions' role; ListStreams has no resource-level permissions.
+            _allow(
+                "TableStreams",
+                ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                [
+                    f"arn:aws:dynamodb:*:*:table/stratus-{stage}-tags/stream/*",
+                    f"arn:aws:dynamodb:*:*:table/stratus-{stage}-manifests/stream/*",
+                ],
+            ),
+            _allow("StreamListing", ["dynamodb:ListStreams"], "*"),
+            # The backstop's segments: sent by the scheduled run and by a segment that
+            # stopped in time, received (by Lambda's mapping) by the segment function.
+            _allow(
+                "GcSegmentQueue",
+                [
+                    "sqs:SendMessage",
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility",
+                ],
+                f"arn:aws:sqs:*:*:stratus-{stage}-gc-segments",
             ),
         ],
     }

@@ -30,6 +30,7 @@ from chalicelib.endpoints import (
     manifests,
     notifications,
     policies,
+    proxycache,
     quotas,
     referrers,
     tags,
@@ -44,9 +45,11 @@ from chalicelib.errors import (
     RegistryError,
     TooManyRequests,
     Unsupported,
+    for_storage,
 )
 from chalicelib.events import actor, audit
 from chalicelib.registry.names import validate_name
+from chalicelib.storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -181,11 +184,35 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
     ),
     _self_checked(
         "namespace permission",
-        rf"organization/(?P<namespace>{_ACCOUNT})/permissions/(?P<principal>[a-z0-9._+-]+)",
+        rf"organization/(?P<namespace>{_ACCOUNT})/permissions/(?P<principal>[a-z0-9._+-]+|\*)",
         {"PUT": accounts.set_namespace_permission, "DELETE": accounts.delete_namespace_permission},
     ),
     _self_checked(
+        "proxy cache",
+        rf"organization/(?P<namespace>{_ACCOUNT})/proxycache/?",
+        {
+            "GET": proxycache.get_config,
+            "POST": proxycache.create_config,
+            "DELETE": proxycache.delete_config,
+        },
+    ),
+    _self_checked(
+        "proxy cache validation",
+        rf"organization/(?P<namespace>{_ACCOUNT})/validateproxycache/?",
+        {"POST": proxycache.validate_config},
+    ),
+    _self_checked(
         "tags", r"repository/(?P<name>.+)/tag/?", {"GET": management.list_repository_tags}
+    ),
+    _self_checked(
+        "tag",
+        r"repository/(?P<name>.+)/tag/(?P<tag>[^/]+)",
+        {"PUT": management.change_tag, "DELETE": management.delete_tag},
+    ),
+    _self_checked(
+        "manifest",
+        r"repository/(?P<name>.+)/manifest/(?P<digest>[^/]+)",
+        {"GET": management.get_manifest},
     ),
     _self_checked(
         "repository permissions",
@@ -365,6 +392,9 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
         rf"user/quota/(?P<quota_id>{_UUID})/limit/(?P<limit_id>{_UUID})",
         {"GET": quotas.user_limit},
     ),
+    _self_checked("user", r"user/?", {"GET": accounts.current_user}),
+    # Last: any path below `repository/` the routes above did not take.
+    _self_checked("repository", r"repository/(?P<name>.+?)/?", {"GET": management.get_repository}),
 )
 
 
@@ -527,6 +557,10 @@ def _run(
     except RegistryError as error:
         record.error_code = error.code
         return render_error(error)
+    except StorageError as condition:
+        answer = for_storage(condition)
+        record.error_code = answer.code
+        return render_error(answer)
     except Exception as exc:
         if _throttled(exc):
             record.error_code = TooManyRequests.code

@@ -1,4 +1,4 @@
-"""The events helper's subscriber to the tables' stream consumer (chalicelib/changes.py).
+"""The events subscriber of the tables' stream consumer (chalicelib/changes.py).
 
 For each batch of committed changes: the events go to EventBridge, committed pushes to the
 audit log, and events to the webhooks that want them. Every step is idempotent under the

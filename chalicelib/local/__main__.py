@@ -90,12 +90,21 @@ def main() -> None:
     )
     print(
         f"Stratus registry on http://{args.host}:{args.port}/v2/  "
-        f"({restored}AWS: {os.environ.get('AWS_ENDPOINT_URL', 'real AWS')}; {access})",
+        f"({restored}AWS: {os.environ.get('AWS_ENDPOINT_URL', 'real AWS')}; {access})\n"
+        f"Web console on http://{args.host}:{args.port}/",
         flush=True,
+    )
+    from chalicelib.local import background
+
+    # As on AWS: the stream functions and the scheduled cleanup run beside the API (not
+    # against a real AWS stage, whose own functions do that).
+    stop_background = (
+        background.start() if not os.environ.get("STRATUS_USE_AWS") else background.Event()
     )
     _stop_on_sigterm()
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+    stop_background.set()
     server.server_close()
     if store is not None:
         store.close()

@@ -51,14 +51,17 @@ def utcnow() -> datetime:
     return clock.now()
 
 
-def _meta(table: str) -> MetaProtocol:
-    """A model's Meta; pynamodb supplies defaults for the settings it leaves out."""
+def _meta(table: str, *, stream: bool = False) -> MetaProtocol:
+    """A model's Meta; pynamodb supplies defaults for the settings it leaves out. `stream`:
+    the table has a stream of old and new images (chalicelib/changes.py reads it)."""
 
     class Meta:
         table_name = table
         region = config.settings.region
         max_retry_attempts = 3
 
+    if stream:
+        Meta.stream_view_type = "NEW_AND_OLD_IMAGES"  # type: ignore[attr-defined]
     return cast(MetaProtocol, Meta)
 
 
@@ -98,7 +101,7 @@ class TagsByDigest(LocalSecondaryIndex["TagModel"]):
 class TagModel(Model):
     """A tag, carrying a copy of its manifest (when small) so a pull by tag is one read."""
 
-    Meta = _meta(config.settings.tags_table)
+    Meta = _meta(config.settings.tags_table, stream=True)
 
     repository = UnicodeAttribute(hash_key=True)
     sort_key = UnicodeAttribute(range_key=True)
@@ -109,11 +112,13 @@ class TagModel(Model):
     body = BinaryAttribute(null=True, legacy_encoding=False)
     pushed_at = UTCDateTimeAttribute(default=utcnow)
     expires_at = TTLAttribute(null=True)
+    # Pull-through cache tags only: when the upstream is next asked whether the tag moved.
+    revalidate_at = UTCDateTimeAttribute(null=True)
     by_digest = TagsByDigest()
 
 
 class ManifestModel(Model):
-    Meta = _meta(config.settings.manifests_table)
+    Meta = _meta(config.settings.manifests_table, stream=True)
 
     repository = UnicodeAttribute(hash_key=True)
     digest = UnicodeAttribute(range_key=True)
@@ -324,6 +329,30 @@ class LoginFailureModel(AuthItem, discriminator="login_failure"):
     expires_at = TTLAttribute(null=True)
 
 
+class ProxyCacheModel(AuthItem, discriminator="proxycache"):
+    """An organization's pull-through cache upstream: pk "account <org>", sk "proxycache".
+
+    The upstream password is never here: it is an SSM SecureString named by
+    `password_parameter` (docs/proxycache.md).
+    """
+
+    upstream_registry = UnicodeAttribute()
+    expiration_s = NumberAttribute()
+    insecure = BooleanAttribute(default=False)
+    username = UnicodeAttribute(null=True)
+    password_parameter = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+
+
+class ProxyCopyModel(AuthItem, discriminator="proxycache_copy"):
+    """One blob being copied from an upstream into S3: pk "proxycache_copy <repo>@<digest>",
+    sk "copy"; written conditionally so one copy runs at a time, gone by TTL."""
+
+    state = UnicodeAttribute()  # "copying" or "failed"
+    reason = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 class NotificationModel(AuthItem, discriminator="notification"):
     """A webhook on a repository ("org/app") or a namespace ("org/"): pk "notification
     <resource>", sk its uuid. The secret is an SSM SecureString (chalicelib/events/
@@ -407,6 +436,23 @@ class AuditModel(Model):
     by_performer = AuditByPerformer()
 
 
+class GcCandidateModel(Model):
+    """Where garbage may be, from the tables' streams: the collector's work list.
+
+    One item per repository (`key` is its name) whose tags or manifests changed, due when
+    what changed can first be collected (a tag's expiry, a push's grace window end); one
+    per blob object (`key` "@blob <digest>") whose last link went. `changes` counts the
+    enqueues, so the collector settles an item only if nothing arrived while it worked.
+    """
+
+    Meta = _meta(config.settings.table_prefix + "gc-candidates")
+
+    key = UnicodeAttribute(hash_key=True)
+    due_at = NumberAttribute()  # epoch seconds
+    changes = NumberAttribute(default=0)
+    expires_at = TTLAttribute(null=True)  # a forgotten item goes; the backstop covers it
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     RepositoryModel,
     TagModel,
@@ -418,6 +464,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     AuthItem,
     V1ImageModel,
     AuditModel,
+    GcCandidateModel,
 )
 
 

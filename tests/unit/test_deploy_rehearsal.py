@@ -34,6 +34,11 @@ FUNCTIONS = {  # function -> (handler, its role's generated policy)
     API_FUNCTION: ("app.app", policies.api_policy("dev")),
     "stratus-dev-verify_upload": ("app.verify_upload", policies.api_policy("dev")),
     "stratus-dev-cleanup": ("app.cleanup", policies.cleanup_policy("dev")),
+    "stratus-dev-tag_changes": ("app.tag_changes", policies.cleanup_policy("dev")),
+    "stratus-dev-manifest_changes": ("app.manifest_changes", policies.cleanup_policy("dev")),
+    "stratus-dev-gc_segment": ("app.gc_segment", policies.cleanup_policy("dev")),
+    "stratus-dev-webhooks": ("app.webhooks", policies.cleanup_policy("dev")),
+    "stratus-dev-proxycache_copy": ("app.proxycache_copy", policies.api_policy("dev")),
 }
 RETAINED_TABLES = {  # DeletionPolicy: Retain; uploads and v1-images are transient
     f"stratus-dev-{name}"
@@ -45,9 +50,14 @@ RETAINED_TABLES = {  # DeletionPolicy: Retain; uploads and v1-images are transie
         "blob-objects",
         "referrers",
         "accounts",
+        "audit",
     )
 }
-ALL_TABLES = RETAINED_TABLES | {"stratus-dev-uploads", "stratus-dev-v1-images"}
+ALL_TABLES = RETAINED_TABLES | {
+    "stratus-dev-uploads",
+    "stratus-dev-v1-images",
+    "stratus-dev-gc-candidates",
+}
 BUCKET = f"stratus-dev-blobs-{ACCOUNT}"
 PARAMETERS = {"/stratus/dev/signing-keys", "/stratus/dev/admin-password"}
 
@@ -199,6 +209,24 @@ def test_deploy_up_schedules_cleanup(deployed: Deployed) -> None:
     ]
     targets = events.list_targets_by_rule(Rule="stratus-dev-cleanup-event")["Targets"]
     assert [t["Arn"] for t in targets] == [stage.functions()["stratus-dev-cleanup"]["FunctionArn"]]
+
+
+def test_deploy_up_maps_the_streams_and_the_segment_queue_to_their_functions(
+    deployed: Deployed,
+) -> None:
+    stage, _ = deployed
+    functions = stage.functions()
+    mappings = stage.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+    by_function = {m["FunctionArn"]: m["EventSourceArn"] for m in mappings}
+    dynamodb = stage.client("dynamodb")
+    for function, table in (("tag_changes", "tags"), ("manifest_changes", "manifests")):
+        stream = dynamodb.describe_table(TableName=f"stratus-dev-{table}")["Table"]
+        arn = functions[f"stratus-dev-{function}"]["FunctionArn"]
+        assert by_function[arn] == stream["LatestStreamArn"], function
+    segment = functions["stratus-dev-gc_segment"]["FunctionArn"]
+    assert by_function[segment].endswith(":stratus-dev-gc-segments")
+    env = functions["stratus-dev-cleanup"]["Environment"]["Variables"]
+    assert env["STRATUS_GC_SEGMENT_QUEUE"].endswith("/stratus-dev-gc-segments")
 
 
 def test_deploy_up_gives_each_role_exactly_its_generated_policy(deployed: Deployed) -> None:
