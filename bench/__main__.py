@@ -2,7 +2,7 @@
 them when none is named), each writing its report. Options after `--` go to the one
 measurement named (for example `python -m bench soak -- --images 200`).
 
-bench/gc.py and bench/hotkeys.py, when present, run by name like the others.
+bench/gc.py, bench/hotkeys.py and bench/proxycache.py run by name like the others.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ OWN = (
     "push",
     "soak",
 )
-OPTIONAL = ("gc", "hotkeys")
+OPTIONAL = ("gc", "hotkeys", "proxycache")
 
 
 def available() -> list[str]:

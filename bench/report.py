@@ -201,9 +201,12 @@ def calls_section(data: dict[str, Any]) -> str:
         ),
         "",
         paragraph(
-            "A PutItem on a pull, a delete or a login is its audit-log entry, after the "
-            "answer (docs/events.md; `STRATUS_AUDIT_PULLS=0` leaves pulls without one). The "
-            "minimum is the data model's without it."
+            "Counted with the per-container read cache off (STRATUS_READ_CACHE_SECONDS=0): "
+            "the cost of a request whose items this container has not read within the "
+            "bound; with it on, a hot item costs nothing (docs/scale.md). Pulls are counted "
+            "without their audit-log entry (STRATUS_AUDIT_PULLS=0); with it, a manifest GET "
+            "adds one PutItem after the answer. A PutItem on a delete or a login is its "
+            "audit-log entry (docs/events.md)."
         ),
         "",
         measured_on(),

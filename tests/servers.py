@@ -115,6 +115,9 @@ def start_stratus(work: Path, name: str = "stratus", env: dict[str, str] | None 
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": str(ROOT),
             "STRATUS_DATA_DIR": str(work / f"{name}-data"),
+            # No background cleanup unless a test asks: a run landing mid-test (an expired
+            # tag deleted) would change what the test reads.
+            "STRATUS_LOCAL_CLEANUP_SECONDS": "0",
             **(env or {}),
         }
     )
