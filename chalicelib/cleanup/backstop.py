@@ -7,7 +7,10 @@ linking, a candidate lost to a failed run) is found here. Segment i of n:
    links, so a repository met by two segments is still judged on all of its items);
 2. objects: Scan segment i of the blob-objects table, in pages of 100 records;
 3. orphans: the S3 listings of the blob prefixes `blobs/sha256/<x>` with int(x, 16)
-   % n == i (16 prefixes: segments past the 16th list none).
+   % n == i (16 prefixes: segments past the 16th list none);
+4. quotas (segment 0 only): every namespace's storage usage recomputed from its links
+   (policies/quotas.py `repair`), so drift in the usage counters lasts a backstop period
+   at most; a namespace whose usage changed counts in `quotas_corrected`.
 A segment stops when its time is nearly up and returns where it was (the scan's
 LastEvaluatedKey, the listing's token), which its SQS message carries to the next Lambda.
 """
@@ -15,6 +18,7 @@ LastEvaluatedKey, the listing's token), which its SQS message carries to the nex
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -27,7 +31,9 @@ from chalicelib.cleanup.report import Report
 from chalicelib.cleanup.sweep import apply
 from chalicelib.storage.models import BlobLinkModel, BlobObjectModel
 
-STAGES = ("repositories", "objects", "orphans")
+logger = logging.getLogger("stratus.cleanup")
+
+STAGES = ("repositories", "objects", "orphans", "quotas")
 OBJECT_PAGE = 100
 PREFIXES = 16  # blobs/sha256/<x>: the first hex digit (S3 scales request rates by prefix)
 
@@ -43,7 +49,7 @@ class Segment:
     key: dict[str, Any] | None = None  # the stage's LastEvaluatedKey
     prefix: int = 0  # orphans: position among this segment's prefixes
     token: str | None = None  # orphans: the listing's continuation token
-    last_repository: str | None = None  # collected just before `key`
+    last_repository: str | None = None  # collected just before `key`; quotas: the last namespace
     dry_run: bool = False
 
     def to_json(self) -> str:
@@ -66,7 +72,12 @@ def run(
 ) -> Segment | None:
     """Work through the segment from where it stands; None when done, else where it
     stopped (`out_of_time` is asked between units of work)."""
-    stages = {"repositories": _repositories, "objects": _objects, "orphans": _orphans}
+    stages = {
+        "repositories": _repositories,
+        "objects": _objects,
+        "orphans": _orphans,
+        "quotas": _quotas,
+    }
     while True:
         stopped = stages[segment.stage](segment, now, collect, report, out_of_time)
         if stopped:
@@ -144,6 +155,34 @@ def _orphans(
             segment.token = token
         else:
             segment.prefix, segment.token = segment.prefix + 1, None
+    return False
+
+
+def _quotas(
+    segment: Segment, now: datetime, collect: Collect, report: Report, out_of_time: OutOfTime
+) -> bool:
+    """Segment 0 repairs every namespace's usage, one namespace at a time (resumable after
+    the last one done). Costs a Query per repository and a rewrite of the namespace's
+    usage items; a link committed while its namespace is recounted can make it drift again
+    until the next run (storage/quotas.py `recount`)."""
+    if segment.index != 0:
+        return False
+    from chalicelib.policies import quotas
+
+    for namespace in quotas.namespaces():
+        if segment.last_repository is not None and namespace <= segment.last_repository:
+            continue
+        if out_of_time():
+            return True
+        try:
+            found = quotas.repair(namespace, dry_run=segment.dry_run)
+        except Exception:  # one namespace's failure must not stop the others
+            report.errors += 1
+            logger.exception("cleanup: quota repair of namespace %s failed", namespace)
+        else:
+            if found.before != found.after:
+                report.quotas_corrected += 1
+        segment.last_repository = namespace
     return False
 
 

@@ -15,6 +15,7 @@ METRICS = {
     "blobs_deleted": "BlobsDeleted",
     "repositories_collected": "RepositoriesCollected",
     "deferred": "CandidatesDeferred",
+    "quotas_corrected": "QuotaUsageCorrected",
     "errors": "CleanupErrors",
 }
 WOULD_DELETE_CAP = 200
@@ -32,6 +33,7 @@ class Report:
     bytes_freed: int = 0
     repositories_collected: int = 0
     deferred: int = 0  # due work-list items left for the next run (out of time)
+    quotas_corrected: int = 0  # namespaces whose usage the backstop's repair changed
     errors: int = 0
     # What went (or, dry, would go), capped for a readable report.
     would_delete: list[str] = field(default_factory=list)

@@ -115,8 +115,13 @@ def repair(namespace: str, *, dry_run: bool = False) -> store.Recount:
 
 
 def repair_all(*, dry_run: bool = False) -> list[store.Recount]:
-    """Recompute every namespace's usage (the scheduled repair): the catalog's names, page
-    by page, give the namespaces."""
+    """Recompute every namespace's usage (the cleanup's backstop does it namespace by
+    namespace, resumably: cleanup/backstop.py)."""
+    return [repair(namespace, dry_run=dry_run) for namespace in namespaces()]
+
+
+def namespaces() -> list[str]:
+    """Every namespace holding a repository, sorted: the catalog's names, page by page."""
     from chalicelib.storage import repositories
 
     namespaces: set[str] = set()
@@ -127,4 +132,4 @@ def repair_all(*, dry_run: bool = False) -> list[store.Recount]:
         if not more or not names:
             break
         after = names[-1]
-    return [repair(namespace, dry_run=dry_run) for namespace in sorted(namespaces)]
+    return sorted(namespaces)
