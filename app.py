@@ -7,6 +7,7 @@ from typing import Any
 from chalice import Rate, Response
 from chalice.app import CloudWatchEvent
 
+from chalicelib import config
 from chalicelib.endpoints import routes
 from chalicelib.endpoints.http import RegistryRequest, StratusApp
 
@@ -120,6 +121,26 @@ def tag_changes(event: Any) -> dict[str, Any]:
 )
 def manifest_changes(event: Any) -> dict[str, Any]:
     return _changes(event)
+
+
+AUDIT_STREAM = os.environ.get("STRATUS_AUDIT_STREAM_ARN") or (
+    "arn:aws:dynamodb:us-east-1:000000000000:table/stratus-audit/stream/unset"
+)
+
+if config.settings.audit_export:  # off: no function, no mapping, no cost (docs/events.md)
+
+    @app.on_dynamodb_record(
+        stream_arn=AUDIT_STREAM, starting_position="TRIM_HORIZON", name="audit_export"
+    )
+    def audit_export(event: Any) -> dict[str, Any]:
+        """New audit entries to S3 as JSON lines (chalicelib/events/audit_export.py); a
+        failed batch comes again and rewrites the same objects."""
+        from chalicelib.events import audit_export as exporter
+
+        answer = exporter.handle_stream_event(event.to_dict())
+        if answer["batchItemFailures"]:
+            raise RuntimeError("audit export failed; the batch comes again")
+        return answer
 
 
 @app.on_sqs_message(queue=GC_SEGMENT_QUEUE, batch_size=1, name="gc_segment")

@@ -360,6 +360,28 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
     ),
     Setting(
+        "audit_export",
+        "STRATUS_AUDIT_EXPORT",
+        parse_flag,
+        False,
+        "export the audit log to S3 as gzip'd JSON lines for Athena, from the audit table's "
+        "stream (docs/events.md); read by `chalice deploy` too",
+    ),
+    Setting(
+        "audit_export_bucket",
+        "STRATUS_AUDIT_EXPORT_BUCKET",
+        _text,
+        "",
+        "the bucket the audit export writes to; empty: the registry's bucket",
+    ),
+    Setting(
+        "audit_export_prefix",
+        "STRATUS_AUDIT_EXPORT_PREFIX",
+        _text,
+        "audit/",
+        "the audit export's key prefix (then `dt=YYYY-MM-DD/hour=HH/<batch>.json.gz`)",
+    ),
+    Setting(
         "proxycache_parameter_prefix",
         "STRATUS_PROXYCACHE_PARAMETER_PREFIX",
         _text,
@@ -465,6 +487,7 @@ OTHER_VARIABLES = frozenset(
         "STRATUS_WEBHOOK_QUEUE_NAME",
         "STRATUS_TAGS_STREAM_ARN",
         "STRATUS_MANIFESTS_STREAM_ARN",
+        "STRATUS_AUDIT_STREAM_ARN",
         "STRATUS_GC_SEGMENT_QUEUE_NAME",
         "STRATUS_DATA_DIR",  # local mode
         "STRATUS_LOCAL_CLEANUP_SECONDS",
@@ -539,6 +562,9 @@ class Settings:
     audit_pulls: bool
     audit_retention_days: int
     audit_shards: int
+    audit_export: bool
+    audit_export_bucket: str
+    audit_export_prefix: str
     webhook_queue: str
     webhook_dead_letter_queue: str
     webhook_attempts: int

@@ -108,7 +108,23 @@ def deploy_environment(outputs: dict[str, str]) -> dict[str, str]:
         "STRATUS_MANIFESTS_STREAM_ARN": outputs["ManifestsStreamArn"],
         "STRATUS_GC_SEGMENT_QUEUE_NAME": outputs["GcSegmentQueueName"],
         "STRATUS_WEBHOOK_QUEUE_NAME": outputs["WebhookQueueName"],
+        "STRATUS_AUDIT_STREAM_ARN": outputs["AuditStreamArn"],
     }
+
+
+# The audit export's settings: given to `up` in its environment, kept in the stage's
+# configuration, and read by `chalice deploy` too (the export's function exists only on).
+AUDIT_EXPORT = (
+    "STRATUS_AUDIT_EXPORT",
+    "STRATUS_AUDIT_EXPORT_BUCKET",
+    "STRATUS_AUDIT_EXPORT_PREFIX",
+)
+
+
+def audit_export_environment(stage: str, path: Path = CONFIG) -> dict[str, str]:
+    """The stage's audit export settings, as its configuration holds them."""
+    env = json.loads(path.read_text())["stages"][stage].get("environment_variables", {})
+    return {name: env[name] for name in AUDIT_EXPORT if name in env}
 
 
 def configure_stage(stage: str, outputs: dict[str, str], path: Path = CONFIG) -> None:
@@ -116,6 +132,7 @@ def configure_stage(stage: str, outputs: dict[str, str], path: Path = CONFIG) ->
     config = json.loads(path.read_text())
     env = config["stages"][stage].setdefault("environment_variables", {})
     env.update(stage_environment(outputs))
+    env.update({name: os.environ[name] for name in AUDIT_EXPORT if name in os.environ})
     path.write_text(json.dumps(config, indent=2) + "\n")
 
 
@@ -184,7 +201,8 @@ def up(stage: str) -> None:
     outputs = deploy_stack(cloudformation, stage)
     password = ensure_secrets(ssm, outputs)
     configure_stage(stage, outputs)
-    _chalice("deploy", "--stage", stage, env={**os.environ, **deploy_environment(outputs)})
+    deploying = {**deploy_environment(outputs), **audit_export_environment(stage)}
+    _chalice("deploy", "--stage", stage, env={**os.environ, **deploying})
     if password:
         print(
             f"bootstrap admin: admin / {password} (stored in {outputs['AdminPasswordParameter']})"

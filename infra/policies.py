@@ -9,6 +9,7 @@ the bucket; only the cleanup functions can.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TypedDict
 
@@ -230,11 +231,44 @@ def cleanup_policy(stage: str) -> Policy:
     }
 
 
+def audit_export_objects(stage: str) -> str:
+    """Where the audit export may write: its prefix in the stage's bucket, or in the bucket
+    STRATUS_AUDIT_EXPORT_BUCKET names when the policies are generated (docs/events.md)."""
+    bucket = os.environ.get("STRATUS_AUDIT_EXPORT_BUCKET") or f"stratus-{stage}-blobs-*"
+    prefix = os.environ.get("STRATUS_AUDIT_EXPORT_PREFIX") or "audit/"
+    return f"arn:aws:s3:::{bucket}/{prefix}*"
+
+
+def audit_export_policy(stage: str) -> Policy:
+    """The audit export (chalicelib/events/audit_export.py): the audit table's stream, read
+    by Lambda's mapping, and new objects under the export prefix. No table item, no read,
+    list or delete of any object."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _allow(
+                "Logs",
+                ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                f"arn:aws:logs:*:*:log-group:/aws/lambda/stratus-{stage}-audit_export:*",
+            ),
+            _allow("Tracing", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"),
+            _allow(
+                "AuditStream",
+                ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                f"arn:aws:dynamodb:*:*:table/stratus-{stage}-audit/stream/*",
+            ),
+            _allow("StreamListing", ["dynamodb:ListStreams"], "*"),
+            _allow("AuditExportObjects", ["s3:PutObject"], audit_export_objects(stage)),
+        ],
+    }
+
+
 def files() -> dict[Path, Policy]:
     out: dict[Path, Policy] = {}
     for stage in STAGES:
         out[CHALICE / f"policy-{stage}.json"] = api_policy(stage)
         out[CHALICE / f"policy-{stage}-cleanup.json"] = cleanup_policy(stage)
+        out[CHALICE / f"policy-{stage}-audit-export.json"] = audit_export_policy(stage)
     return out
 
 
@@ -263,7 +297,11 @@ def required_actions(service: str, operation: str) -> list[str]:
 
 def missing(recorded: set[tuple[str, str, str]], stage: str = "dev") -> list[str]:
     """Recorded (role, service, operation) calls whose actions the stage's policy lacks."""
-    policies = {"api": api_policy(stage), "cleanup": cleanup_policy(stage)}
+    policies = {
+        "api": api_policy(stage),
+        "cleanup": cleanup_policy(stage),
+        "audit_export": audit_export_policy(stage),
+    }
     allowed = {
         role: {action for s in policy["Statement"] for action in s["Action"]}
         for role, policy in policies.items()

@@ -4,6 +4,8 @@ scheduled cleanup, as threads of the local registry's process.
 - The tables' streams are polled (moto keeps them as DynamoDB does) and every batch goes
   through `chalicelib.changes.handle_stream_event`, as the stream Lambda's would; a failed
   batch is read again from its first failed record.
+- With STRATUS_AUDIT_EXPORT on, the audit table's stream is polled too and exported
+  (chalicelib/events/audit_export.py), as the `audit_export` Lambda would.
 - The webhook queue is drained every second (chalicelib/events/deliveries.py), deliveries
   to loopback allowed (STRATUS_WEBHOOK_LOOPBACK), so a local receiver sees a push at once.
 - The scheduled cleanup's routine run comes every STRATUS_LOCAL_CLEANUP_SECONDS (60 by
@@ -33,17 +35,28 @@ class StreamPoller:
     # (stream, shard) -> the iterator to read next
     iterators: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    def _streams(self) -> list[str]:
+    def _streams(self) -> list[tuple[str, Any]]:
+        """(stream, its consumer): the tables' streams, and the audit table's with the
+        export on (its stream switched on here the first time, as the stack has it)."""
         import boto3
 
-        from chalicelib import config
+        from chalicelib import changes, config
+        from chalicelib.events import audit_export
 
         dynamodb = boto3.client("dynamodb", region_name=config.settings.region)
         arns = []
         for table in (config.settings.tags_table, config.settings.manifests_table):
             arn = dynamodb.describe_table(TableName=table)["Table"].get("LatestStreamArn")
             if arn:
-                arns.append(arn)
+                arns.append((arn, changes.handle_stream_event))
+        if config.settings.audit_export:
+            table = config.settings.audit_table
+            described = dynamodb.describe_table(TableName=table)["Table"]
+            if not described.get("StreamSpecification", {}).get("StreamEnabled"):
+                spec = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+                described = dynamodb.update_table(TableName=table, StreamSpecification=spec)
+                described = described["TableDescription"]
+            arns.append((described["LatestStreamArn"], audit_export.handle_stream_event))
         return arns
 
     def poll(self) -> int:
@@ -51,7 +64,7 @@ class StreamPoller:
         import boto3
         from botocore.config import Config
 
-        from chalicelib import changes, config
+        from chalicelib import config
 
         # Not the account's own endpoint (<account>.streams-ddb...): moto answers only the
         # regional one.
@@ -61,10 +74,10 @@ class StreamPoller:
             config=Config(account_id_endpoint_mode="disabled"),
         )
         handled = 0
-        for arn in self._streams():
+        for arn, handle in self._streams():
             shards = self.client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
             for shard in shards:
-                handled += self._read_shard(arn, shard["ShardId"], changes.handle_stream_event)
+                handled += self._read_shard(arn, shard["ShardId"], handle)
         return handled
 
     def _read_shard(self, arn: str, shard: str, handle: Any) -> int:

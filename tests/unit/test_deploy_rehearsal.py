@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ("app.py", "requirements.txt", "chalicelib", "infra")
 ACCOUNT = "123456789012"  # moto's
 API_FUNCTION = "stratus-dev"  # Chalice names the API's function after the app and stage
-FUNCTIONS = {  # function -> (handler, its role's generated policy)
+# function -> (handler, its role's generated policy); `audit_export` only with
+# STRATUS_AUDIT_EXPORT on (tests/unit/test_audit_export.py), off here.
+FUNCTIONS = {
     API_FUNCTION: ("app.app", policies.api_policy("dev")),
     "stratus-dev-verify_upload": ("app.verify_upload", policies.api_policy("dev")),
     "stratus-dev-cleanup": ("app.cleanup", policies.cleanup_policy("dev")),
