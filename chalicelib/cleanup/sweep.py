@@ -74,6 +74,7 @@ class TagRemoval:
 
     tag: Tag
     counter: str = "tags_expired"
+    policy: str | None = None  # pruned by this auto-prune policy: marked before the delete
 
     def describe(self) -> str:
         return f"tag {self.tag.repository}:{self.tag.name}"
@@ -89,6 +90,12 @@ class TagRemoval:
             else TagModel.expires_at.does_not_exist()
         )
         try:
+            if self.policy is not None:
+                from chalicelib.storage import policies
+
+                return policies.prune_tag(
+                    self.tag.repository, self.tag.sort_key, condition, self.policy
+                )
             TagModel(self.tag.repository, self.tag.sort_key).delete(condition=condition)
         except PynamoDBException as exc:
             if lost_race(exc):

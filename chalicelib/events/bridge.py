@@ -45,6 +45,34 @@ def entry(event: Event, bus: str) -> dict[str, Any]:
     }
 
 
+def relayed(event: Event) -> str | None:
+    """The event as a message on the webhooks queue, for the webhooks function to put on
+    the bus (`put_relayed`): how the API function, which may not call PutEvents, sends one
+    (a quota warning). None when events are off."""
+    if config.settings.event_bus == OFF:
+        return None
+    detail = event.ecr_detail()
+    return json.dumps({"bridge": detail, "time": event.at.isoformat()}, separators=(",", ":"))
+
+
+def put_relayed(message: dict[str, Any]) -> None:
+    """Put a relayed event on the bus; raises PublishFailed if EventBridge refuses it."""
+    from datetime import datetime
+
+    bus = config.settings.event_bus
+    if bus == OFF:
+        return
+    entry = {
+        "Source": SOURCE,
+        "DetailType": DETAIL_TYPE,
+        "Detail": json.dumps(message["bridge"], separators=(",", ":")),
+        "EventBusName": bus,
+        "Time": datetime.fromisoformat(message["time"]),
+    }
+    if client().put_events(Entries=[entry]).get("FailedEntryCount"):
+        raise PublishFailed(f"EventBridge refused a relayed event on {bus}")
+
+
 def publish(events: Sequence[Event]) -> int:
     """Put the events on the configured bus, in order, 10 a call; the number of calls."""
     bus = config.settings.event_bus

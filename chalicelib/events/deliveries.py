@@ -170,6 +170,12 @@ def handle(body: str, receipt: str, receive_count: int) -> bool:
     """Deliver one queued message; True when it is settled (delivered or dead-lettered),
     False when it will come again after its backoff."""
     message = json.loads(body)
+    if "bridge" in message:  # an event the API function relays to EventBridge
+        from chalicelib.events import bridge
+
+        bridge.put_relayed(message)
+        sqs().delete_message(QueueUrl=queue_url(), ReceiptHandle=receipt)
+        return True
     outcome = attempt(message, receive_count)
     _record(message, receive_count, outcome)
     queue = queue_url()

@@ -14,7 +14,12 @@ What each change means:
   referrer attached; a MODIFY that only touches or marks it is no event;
 - manifests REMOVE: a manifest deleted;
 - tags INSERT: a tag created; MODIFY to another digest: a tag moved; REMOVE: a tag
-  deleted, or expired when DynamoDB's TTL removed it or it was past its expiry (cleanup).
+  deleted, or expired when DynamoDB's TTL removed it or it was past its expiry (cleanup),
+  or pruned when the item carried the `pruned_by` marker an auto-prune writes just before
+  its conditional delete (storage/policies.py `prune_tag`), naming the policy.
+
+A quota warning is not a change of these tables: policies/quotas.py makes it (`warning`)
+and publishes it itself after the link that crossed the threshold committed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ TAG_DELETED = "tag_deleted"
 TAG_EXPIRED = "tag_expired"
 MANIFEST_DELETED = "manifest_deleted"
 REFERRER_ATTACHED = "referrer_attached"
+TAG_PRUNED = "tag_pruned"
+QUOTA_WARNING = "quota_warning"
 KINDS = (
     PUSHED,
     TAG_CREATED,
@@ -45,6 +52,8 @@ KINDS = (
     TAG_EXPIRED,
     MANIFEST_DELETED,
     REFERRER_ATTACHED,
+    TAG_PRUNED,
+    QUOTA_WARNING,
 )
 
 # ECR's "ECR Image Action" action-type for each kind: PUSH and DELETE as ECR sends them,
@@ -57,6 +66,8 @@ ACTION_TYPES = {
     MANIFEST_DELETED: "DELETE",
     TAG_EXPIRED: "EXPIRE",
     REFERRER_ATTACHED: "REFERRER",
+    TAG_PRUNED: "PRUNE",
+    QUOTA_WARNING: "QUOTA_WARNING",
 }
 
 
@@ -95,6 +106,9 @@ class Event:
     size: int | None = None
     subject: str | None = None
     by_ttl: bool = False
+    policy: str | None = None  # tag_pruned: the auto-prune policy's uuid
+    usage: int | None = None  # quota_warning: the namespace's bytes after the link
+    limit: int | None = None  # quota_warning: the Warning threshold crossed, in bytes
     # Who pushed (from the item the push wrote); for the audit log, not sent to receivers.
     actor: Actor | None = None
 
@@ -120,6 +134,9 @@ class Event:
             "artifact_type": self.artifact_type,
             "size": self.size,
             "subject": self.subject,
+            "policy": self.policy,
+            "usage": self.usage,
+            "limit": self.limit,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         if self.kind == TAG_EXPIRED:
@@ -143,6 +160,10 @@ class Event:
             "previous-digest": self.previous_digest,
             "size": self.size,
             "subject": self.subject,
+            "policy-id": self.policy,
+            "namespace": self.namespace if self.kind == QUOTA_WARNING else None,
+            "usage": self.usage,
+            "limit": self.limit,
         }
         detail.update({k: v for k, v in extra.items() if v is not None})
         if self.kind == TAG_EXPIRED:
@@ -233,9 +254,10 @@ def _tag_event(change: ChangeLike) -> Event | None:
         old = change.old or {}
         expires = _timestamp(old, "expires_at")
         expired = change.by_ttl or (expires is not None and expires <= change.at)
+        policy = None if expired else _text(old, "pruned_by")
         return Event(
             change.event_id,
-            TAG_EXPIRED if expired else TAG_DELETED,
+            TAG_EXPIRED if expired else TAG_PRUNED if policy else TAG_DELETED,
             repository,
             change.at,
             str(old.get("digest", "")),
@@ -243,6 +265,7 @@ def _tag_event(change: ChangeLike) -> Event | None:
             media_type=_text(old, "media_type"),
             size=_number(old, "size"),
             by_ttl=change.by_ttl,
+            policy=policy,
         )
     new, previous = change.new or {}, change.old
     if previous is not None and previous.get("digest") == new.get("digest"):

@@ -124,7 +124,8 @@ def after_push(repository: str, tag: str, now: datetime) -> int:
     """Enforce `number_of_tags` at once when a push tags something a count policy covers;
     how many tags went. Costs nothing where no such policy applies; otherwise one projected
     Query of the repository's tags (at most N plus the pushes in flight, where the policy
-    covers every tag) and a conditional DeleteItem per pruned tag. Never fails the push."""
+    covers every tag) and, per pruned tag, a conditional UpdateItem (the `pruned_by`
+    marker the tag's event reads) and DeleteItem. Never fails the push."""
     prune_policies, immutables = applicable(repository)
     counting = [
         p
@@ -136,7 +137,9 @@ def after_push(repository: str, tag: str, now: datetime) -> int:
     try:
         rows = store.tag_rows(repository)
         verdicts = plan(rows, counting, immutables, now)
-        pruned = [v for v in verdicts if store.delete_if_unchanged(repository, v.tag)]
+        pruned = [
+            v for v in verdicts if store.delete_if_unchanged(repository, v.tag, v.policy.uuid)
+        ]
     except Exception:
         logger.exception("auto-prune after a push to %s failed; the cleanup will retry", repository)
         return 0
@@ -235,7 +238,9 @@ def prune(now: datetime, dry_run: bool) -> Report:
 def _prune_repository(repository: str, now: datetime, report: Report) -> None:
     prune_policies, immutables = applicable(repository)
     for verdict in plan(store.tag_rows(repository), prune_policies, immutables, now):
-        if report.dry_run or store.delete_if_unchanged(repository, verdict.tag):
+        if report.dry_run or store.delete_if_unchanged(
+            repository, verdict.tag, verdict.policy.uuid
+        ):
             report.tags_pruned += 1
             report.pruned.append(_entry(repository, verdict))
 
@@ -257,7 +262,7 @@ class _Phase:
         if not prune_policies:
             return []
         verdicts = plan(state.live_tags(), prune_policies, immutables, state.now)
-        return [removal(v.tag, counter="tags_pruned") for v in verdicts]
+        return [removal(v.tag, counter="tags_pruned", policy=v.policy.uuid) for v in verdicts]
 
 
 phase = _Phase()

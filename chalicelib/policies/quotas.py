@@ -12,20 +12,31 @@ between another link's read and its commit are not seen by it. Usage can exceed 
 threshold by at most the sizes of the new blobs whose links were in that window at once:
 with P pushes in parallel, at most P blobs. Once over, every further new blob is refused.
 
-Crossing a Warning threshold is logged and counted (metric QuotaWarnings); the push
-succeeds.
+A link past a Warning threshold is logged and counted (metric QuotaWarnings); the push
+succeeds. The link that crosses it (usage at or under the threshold before, over after)
+is also an event, `quota_warning` (docs/events.md): to the webhooks of the repository and
+namespace that want it, and to EventBridge relayed by the webhooks function (the API's role
+has no PutEvents), sent once its link committed (`announce`).
 """
 
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from chalicelib import observability
 from chalicelib.auth.permissions import namespace_of
 from chalicelib.errors import Denied
 from chalicelib.storage import quotas as store
 
+if TYPE_CHECKING:
+    from chalicelib.events.schema import Event
+
 logger = logging.getLogger(__name__)
+
+# The warning the last checked link would cause, until `announce` sends it after the commit.
+_pending: ContextVar[Event | None] = ContextVar("quota_warning", default=None)
 
 
 class QuotaExceeded(Denied):
@@ -45,8 +56,11 @@ def human(size: int) -> str:
 
 def check(change: store.Change) -> None:
     """The quota check of a planned link (storage/quotas.py calls it before committing)."""
+    _pending.set(None)
     if change.namespace_delta > 0:
-        enforce(change.namespace, change.namespace_delta)
+        crossed = enforce(change.namespace, change.namespace_delta)
+        if crossed is not None:
+            _pending.set(warning(change.repository, change.digest, *crossed))
 
 
 def check_manifest(repository: str, size: int) -> None:
@@ -56,12 +70,13 @@ def check_manifest(repository: str, size: int) -> None:
         enforce(namespace, size)
 
 
-def enforce(namespace: str, adding: int) -> None:
+def enforce(namespace: str, adding: int) -> tuple[int, int] | None:
     """Refuse if usage plus `adding` passes a Reject threshold; log and count a Warning.
+    When `adding` crosses a Warning threshold: the usage after and that threshold.
     Costs a cached GetItem, and a Query of the usage counters only under a quota."""
     quota = store.get_quota(namespace)
     if quota is None or not quota.limits:
-        return
+        return None
     after = store.namespace_usage(namespace) + adding
     for limit in sorted(quota.limits, key=lambda x: x.percent):
         threshold = quota.threshold(limit)
@@ -73,9 +88,50 @@ def enforce(namespace: str, adding: int) -> None:
                 message=f"quota exceeded for namespace {namespace}: "
                 f"{human(after)} of {human(threshold)}",
             )
-    warned = [x for x in quota.limits if x.limit_type == store.WARNING]
-    if any(after > quota.threshold(x) for x in warned):
+    warned = sorted(quota.threshold(x) for x in quota.limits if x.limit_type == store.WARNING)
+    if any(after > threshold for threshold in warned):
         _warn(namespace, after, quota)
+    crossed = [t for t in warned if after - adding <= t < after]
+    return (after, crossed[-1]) if crossed else None
+
+
+def warning(repository: str, digest: str, usage: int, limit: int) -> Event:
+    """The `quota_warning` event of the link of `digest` into `repository`."""
+    import uuid
+
+    from chalicelib import clock
+    from chalicelib.events import schema
+
+    return schema.Event(
+        str(uuid.uuid4()),
+        schema.QUOTA_WARNING,
+        repository,
+        clock.now(),
+        digest,
+        usage=usage,
+        limit=limit,
+    )
+
+
+def announce(repository: str, digest: str) -> None:
+    """Send the warning the committed link of `digest` into `repository` caused, if any:
+    the webhooks' two Queries and an SQS message or two, only when a threshold was crossed.
+    A failure is logged, never raised (the push succeeded)."""
+    event = _pending.get()
+    if event is None or (event.repository, event.digest) != (repository, digest):
+        return
+    _pending.set(None)
+    from chalicelib.events import bridge, webhooks
+
+    try:
+        webhooks.enqueue([event])
+        relayed = bridge.relayed(event)
+        if relayed is not None:
+            webhooks.sqs().send_message_batch(
+                QueueUrl=webhooks.queue_url(), Entries=[{"Id": "0", "MessageBody": relayed}]
+            )
+    except Exception:
+        logger.exception("quota warning event for namespace %s not sent", event.namespace)
 
 
 def _warn(namespace: str, after: int, quota: store.Quota) -> None:

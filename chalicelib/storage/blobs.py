@@ -93,6 +93,7 @@ def link(repository: str, digest: str, size: int, session: Model | None = None) 
 
     try:  # with the namespace's usage, refused over its quota (policies/quotas.py)
         usage.transact(repository, digest, size, items, linking=True, check=quota.check)
+        quota.announce(repository, digest)  # a Warning threshold it crossed, now committed
     except TransactWriteError as exc:
         if not transactions.failed_conditions(exc):
             raise

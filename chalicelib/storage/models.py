@@ -114,6 +114,9 @@ class TagModel(Model):
     expires_at = TTLAttribute(null=True)
     # Pull-through cache tags only: when the upstream is next asked whether the tag moved.
     revalidate_at = UTCDateTimeAttribute(null=True)
+    # Written by an auto-prune just before its delete: the policy's uuid, so the stream's
+    # REMOVE says the tag was pruned (events/schema.py); a re-push replaces the item.
+    pruned_by = UnicodeAttribute(null=True)
     by_digest = TagsByDigest()
 
 

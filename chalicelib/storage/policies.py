@@ -13,6 +13,7 @@ from datetime import datetime
 
 from pynamodb.attributes import BooleanAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
+from pynamodb.expressions.condition import Condition
 
 from chalicelib.storage import cache
 from chalicelib.storage.models import AuthItem, utcnow
@@ -243,16 +244,41 @@ def clear_expiry(repository: str, row: TagRow) -> bool:
     return True
 
 
-def delete_if_unchanged(repository: str, row: TagRow) -> bool:
-    """Delete the tag as read: same digest, not pushed again since (a re-push wins)."""
+def delete_if_unchanged(repository: str, row: TagRow, policy: str) -> bool:
+    """Prune the tag as read: same digest, not pushed again since (a re-push wins)."""
     from chalicelib.storage.models import TagModel
 
+    condition = (TagModel.digest == row.digest) & (TagModel.pushed_at == row.pushed_at)
+    return prune_tag(repository, row.sort_key, condition, policy)
+
+
+def prune_tag(repository: str, sort_key: str, condition: Condition, policy: str) -> bool:
+    """Delete a tag an auto-prune policy prunes, if `condition` still holds; False if not.
+
+    An UpdateItem first writes the `pruned_by` marker, on the same condition, then the
+    DeleteItem removes the item: the stream's REMOVE carries the marker, so the tag's one
+    event says pruned and names the policy (events/schema.py). A marker left by a delete
+    that then lost its condition is taken off again."""
+    from chalicelib.storage.models import TagModel
+
+    item = TagModel(repository, sort_key)
     try:
-        TagModel(repository, row.sort_key).delete(
-            condition=(TagModel.digest == row.digest) & (TagModel.pushed_at == row.pushed_at)
-        )
-    except DeleteError as error:
+        item.update(actions=[TagModel.pruned_by.set(policy)], condition=condition)
+    except UpdateError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
             return False
         raise
+    try:
+        item.delete(condition=condition & (TagModel.pruned_by == policy))
+    except DeleteError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        try:
+            item.update(
+                actions=[TagModel.pruned_by.remove()], condition=TagModel.pruned_by == policy
+            )
+        except UpdateError as again:
+            if again.cause_response_code != "ConditionalCheckFailedException":
+                raise
+        return False
     return True

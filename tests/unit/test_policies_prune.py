@@ -125,7 +125,7 @@ def test_tag_pushed_again_after_planning_is_kept(client: Client, clock) -> None:
     push_series(client, clock, "acme/app", ["a", "b"])
     (row,) = [r for r in policy_store.tag_rows("acme/app") if r.name == "a"]
     client.must_push("acme/app", "a", manifest("a"))  # the same digest, pushed again
-    assert not policy_store.delete_if_unchanged("acme/app", row)
+    assert not policy_store.delete_if_unchanged("acme/app", row, "some-policy")
     assert "a" in tags_of(client, "acme/app")
 
 
