@@ -236,3 +236,26 @@ def test_deploy_keeps_the_export_settings_and_gives_them_to_chalice_deploy(
         "STRATUS_AUDIT_EXPORT": "1",
         "STRATUS_AUDIT_EXPORT_PREFIX": "logs/audit/",
     }
+
+
+def _counted(work: Any) -> dict[tuple[str, str], int]:
+    from chalicelib.storage import calls
+
+    before = dict(calls.counter)
+    work()
+    return {k: v - before.get(k, 0) for k, v in calls.counter.items() if v - before.get(k, 0)}
+
+
+def test_the_export_adds_no_call_to_the_request_and_one_put_per_batch_and_hour(
+    exporting: StreamPoller,
+) -> None:
+    who = Actor("bob", "user")
+    entry = audit.Entry("pull_repo", who, repository=REPO, at=NINE)
+    assert _counted(lambda: audit.write([entry])) == {("dynamodb", "PutItem"): 1}
+    audit.write([audit.Entry("pull_repo", who, repository=REPO, at=NINE) for _ in range(30)])
+    records = _stream_records()
+    assert len(records) == 31
+    used = _counted(lambda: audit_export.handle_stream_event({"Records": records}))
+    assert used == {("s3", "PutObject"): 1}
+    (body,) = _objects().values()
+    assert len(_lines(body)) == 31
