@@ -779,6 +779,7 @@ function expiryDialog(name, row, reload) {
 
 function adminPanel(name, repo) {
   const box = h("section", { class: "panel", id: "repo-admin", "aria-labelledby": "repo-admin-title" });
+  const policies = policiesSection("repository", name);
   const render = async () => {
     let answer;
     try {
@@ -810,10 +811,174 @@ function adminPanel(name, repo) {
       grantForm(`grant-${name}`, async (who, role) => {
         await api(`repository/${name}/permissions/user/${encodeURIComponent(who)}`, { method: "PUT", body: { role } });
         render();
-      }));
+      }),
+      policies);
   };
   render();
   return box;
+}
+
+// ---------------------------------------------------------------------------------------
+// Policies (docs/policies.md): immutability and auto-prune of a repository or a namespace,
+// and the storage used; the quota's limits are read-only unless one is a superuser.
+
+function policiesSection(scope, name) {
+  const base = `${scope}/${name}`;
+  const key = name.replace(/[^a-z0-9]/gi, "-");
+  const box = h("div", { class: "policies", "data-policies": name });
+  const immutable = h("div", { id: `immutable-${key}` });
+  const prune = h("div", { id: `prune-${key}` });
+  const usage = h("div", { id: `usage-${key}` });
+  const patternCell = (p) => p.tagPattern
+    ? [h("code", {}, p.tagPattern), p.tagPatternMatches === false ? " (tags not matching)" : ""]
+    : "every tag";
+  const deleteButton = (kind, p, label, reload) => h("button", { type: "button", class: "small danger",
+    "aria-label": `Delete ${label}`, "data-action": "delete-policy", onclick: async (event) => {
+      const button = event.currentTarget;
+      if (!(await confirmAction(`Delete the ${label}?`))) return;
+      await act(button, async () => {
+        await api(`${base}/${kind}/${p.uuid}`, { method: "DELETE" });
+        reload();
+      }, "Policy deleted");
+    } }, "Delete");
+  const patternFields = (id) => {
+    const pattern = h("input", { id: `${id}-pattern`, autocomplete: "off", placeholder: "every tag", class: "mono" });
+    const matches = h("select", { id: `${id}-matches` },
+      h("option", { value: "true" }, "matching"), h("option", { value: "false" }, "not matching"));
+    const fields = [
+      h("div", {}, h("label", { for: `${id}-pattern` }, "Tag pattern (regex)"), pattern),
+      h("div", {}, h("label", { for: `${id}-matches` }, "Applies to tags"), matches)];
+    const read = () => pattern.value.trim()
+      ? { tagPattern: pattern.value.trim(), tagPatternMatches: matches.value === "true" } : {};
+    return { fields, read };
+  };
+  const renderImmutable = async () => {
+    try {
+      const answer = await api(`${base}/immutabilitypolicy/`);
+      const rows = answer.policies.map((p) => h("tr", { "data-policy": p.uuid },
+        h("td", {}, patternCell(p)),
+        h("td", {}, deleteButton("immutabilitypolicy", p, `immutability policy ${p.tagPattern || ""}`.trim(), renderImmutable))));
+      const id = `immutable-new-${key}`;
+      const pattern = patternFields(id);
+      immutable.replaceChildren(
+        rows.length ? table(`Immutability policies of ${name}`, ["Immutable tags", ""], rows)
+          : h("p", { class: "hint" }, "No immutability policy: tags may be moved and deleted."),
+        h("form", { class: "inline-form", id, onsubmit: (event) => {
+          event.preventDefault();
+          act(event.currentTarget.querySelector("button"), async () => {
+            await api(`${base}/immutabilitypolicy/`, { method: "POST", body: pattern.read() });
+            renderImmutable();
+          }, "Immutability policy added");
+        } }, pattern.fields, h("button", { type: "submit" }, "Add immutability policy")));
+    } catch (error) {
+      immutable.replaceChildren(errorState(error, "the immutability policies"));
+    }
+  };
+  const renderPrune = async () => {
+    try {
+      const answer = await api(`${base}/autoprunepolicy/`);
+      const rule = (p) => p.method === "number_of_tags" ? `keep the ${p.value} newest` : `delete when older than ${p.value}`;
+      const rows = answer.policies.map((p) => h("tr", { "data-policy": p.uuid },
+        h("td", {}, rule(p)), h("td", {}, patternCell(p)),
+        h("td", {}, deleteButton("autoprunepolicy", p, `auto-prune policy (${rule(p)})`, renderPrune))));
+      const id = `prune-new-${key}`;
+      const method = h("select", { id: `${id}-method` },
+        h("option", { value: "number_of_tags" }, "keep the N newest tags"),
+        h("option", { value: "creation_date" }, "delete tags older than"));
+      const value = h("input", { id: `${id}-value`, required: true, autocomplete: "off", placeholder: "10 or 30d", size: 8 });
+      const pattern = patternFields(id);
+      prune.replaceChildren(
+        rows.length ? table(`Auto-prune policies of ${name}`, ["Rule", "Tags", ""], rows)
+          : h("p", { class: "hint" }, "No auto-prune policy."),
+        h("form", { class: "inline-form", id, onsubmit: (event) => {
+          event.preventDefault();
+          act(event.currentTarget.querySelector("button"), async () => {
+            const raw = value.value.trim();
+            const body = { method: method.value, value: method.value === "number_of_tags" ? Number(raw) : raw, ...pattern.read() };
+            await api(`${base}/autoprunepolicy/`, { method: "POST", body });
+            renderPrune();
+          }, "Auto-prune policy added");
+        } },
+          h("div", {}, h("label", { for: `${id}-method` }, "Rule"), method),
+          h("div", {}, h("label", { for: `${id}-value` }, "N or age (30d)"), value),
+          pattern.fields, h("button", { type: "submit" }, "Add auto-prune policy")));
+    } catch (error) {
+      prune.replaceChildren(errorState(error, "the auto-prune policies"));
+    }
+  };
+  const namespace = scope === "organization" ? name : name.split("/")[0];
+  const renderUsage = async () => {
+    const facts = [];
+    try {
+      if (scope === "repository") {
+        const mine = await api(`repository/${name}/usage`);
+        facts.push(h("li", {}, `This repository's blobs: ${bytes(mine.used_bytes)}`));
+      }
+      let quotas = [];
+      let used = null;
+      try {
+        used = await api(`organization/${namespace}/quota/usage`);
+        quotas = await api(`organization/${namespace}/quota`);
+      } catch (error) {
+        if (scope === "organization") throw error;
+      }
+      const quota = quotas[0];
+      if (used) {
+        facts.push(h("li", { id: `usage-total-${key}` }, `Namespace ${namespace}: ${bytes(used.used_bytes)}`,
+          quota ? ` of ${bytes(quota.limit_bytes)} (${Math.round((100 * used.used_bytes) / Math.max(quota.limit_bytes, 1))}%)` : " (no quota)"));
+      }
+      if (quota) {
+        for (const limit of quota.limits) {
+          facts.push(h("li", {}, `${limit.type} at ${limit.limit_percent}% (${bytes(Math.floor((quota.limit_bytes * limit.limit_percent) / 100))})`));
+        }
+      }
+      const nodes = [h("ul", { class: "usage" }, facts)];
+      if (me && me.super_user && used) nodes.push(quotaForm(namespace, key, quota, renderUsage));
+      usage.replaceChildren(...nodes);
+    } catch (error) {
+      usage.replaceChildren(errorState(error, "the storage usage"));
+    }
+  };
+  renderImmutable();
+  renderPrune();
+  renderUsage();
+  return append(box, [
+    h("h3", {}, "Immutable tags"), immutable,
+    h("h3", {}, "Auto-prune"), prune,
+    h("h3", {}, "Storage"), usage]);
+}
+
+// Superusers only (the server refuses others): the namespace's quota and its thresholds.
+function quotaForm(ns, key, quota, reload) {
+  const id = `quota-${key}`;
+  const size = h("input", { id: `${id}-bytes`, required: true, type: "number", min: 1, autocomplete: "off",
+    value: quota ? quota.limit_bytes : "" });
+  const kind = h("select", { id: `${id}-type` }, h("option", { value: "Warning" }, "Warning"), h("option", { value: "Reject" }, "Reject"));
+  const percent = h("input", { id: `${id}-percent`, type: "number", min: 1, max: 100, size: 4, autocomplete: "off" });
+  const forms = [h("form", { class: "inline-form", onsubmit: (event) => {
+    event.preventDefault();
+    act(event.currentTarget.querySelector("button"), async () => {
+      const body = { limit_bytes: Number(size.value) };
+      if (quota) await api(`organization/${ns}/quota/${quota.id}`, { method: "PUT", body });
+      else await api(`organization/${ns}/quota`, { method: "POST", body });
+      reload();
+    }, "Quota saved");
+  } },
+    h("div", {}, h("label", { for: `${id}-bytes` }, "Quota (bytes)"), size),
+    h("button", { type: "submit" }, quota ? "Change quota" : "Set quota"))];
+  if (quota) {
+    forms.push(h("form", { class: "inline-form", onsubmit: (event) => {
+      event.preventDefault();
+      act(event.currentTarget.querySelector("button"), async () => {
+        await api(`organization/${ns}/quota/${quota.id}/limit`, { method: "POST", body: { type: kind.value, threshold_percent: Number(percent.value) } });
+        reload();
+      }, "Threshold added");
+    } },
+      h("div", {}, h("label", { for: `${id}-type` }, "Threshold"), kind),
+      h("div", {}, h("label", { for: `${id}-percent` }, "At %"), percent),
+      h("button", { type: "submit" }, "Add threshold")));
+  }
+  return forms;
 }
 
 function grantForm(id, grant) {
@@ -1078,7 +1243,8 @@ function namespaceSection(ns) {
   return append(box, [
     h("h2", { id: `ns-${ns}` }, ns),
     h("h3", {}, "Members"), members,
-    h("h3", {}, "Robots"), secret, robots]);
+    h("h3", {}, "Robots"), secret, robots,
+    policiesSection("organization", ns)]);
 }
 
 function showSecret(box, made) {
