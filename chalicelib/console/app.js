@@ -929,12 +929,20 @@ function policiesSection(scope, name) {
       }
       if (quota) {
         for (const limit of quota.limits) {
-          facts.push(h("li", {}, `${limit.type} at ${limit.limit_percent}% (${bytes(Math.floor((quota.limit_bytes * limit.limit_percent) / 100))})`));
+          const remove = me && me.super_user
+            ? [" ", h("button", { type: "button", class: "small danger", "aria-label": `Remove the ${limit.type} threshold at ${limit.limit_percent}%`,
+              onclick: (event) => act(event.currentTarget, async () => {
+                await api(`organization/${namespace}/quota/${quota.id}/limit/${limit.id}`, { method: "DELETE" });
+                renderUsage();
+              }, "Threshold removed") }, "Remove")]
+            : null;
+          facts.push(h("li", { "data-limit": limit.id }, `${limit.type} at ${limit.limit_percent}% (${bytes(Math.floor((quota.limit_bytes * limit.limit_percent) / 100))})`, remove));
         }
       }
       const nodes = [h("ul", { class: "usage" }, facts)];
       if (me && me.super_user && used) nodes.push(quotaForm(namespace, key, quota, renderUsage));
-      usage.replaceChildren(...nodes);
+      usage.replaceChildren();
+      append(usage, nodes);
     } catch (error) {
       usage.replaceChildren(errorState(error, "the storage usage"));
     }
