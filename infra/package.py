@@ -15,7 +15,12 @@ import sys
 from collections.abc import Iterator
 
 # Paths in the zip that no Lambda handler imports.
-LOCAL_ONLY = ("chalicelib/admin.py", "chalicelib/push/", "chalicelib/local/")
+LOCAL_ONLY = (
+    "chalicelib/admin.py",
+    "chalicelib/policies/cli.py",  # the admin CLI's policy verbs
+    "chalicelib/push/",
+    "chalicelib/local/",
+)
 
 
 def shipped(zip_path: str) -> bool:

@@ -214,6 +214,8 @@ def test_package_leaves_out_the_cli_push_client_and_local_mode(package: Package)
     assert "app.py" in shipped
     assert "chalicelib/endpoints/routes.py" in shipped
     assert "chalicelib/admin.py" not in shipped
+    assert "chalicelib/policies/cli.py" not in shipped
+    assert "chalicelib/console/index.html" in shipped  # the web console is served by Lambda
     assert "chalicelib/push" not in shipped
     assert "chalicelib/local" not in shipped
     assert [f for f in shipped if "__pycache__" in f or f.endswith(".pyc")] == []
