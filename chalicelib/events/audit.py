@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import clock, config
 from chalicelib.events import actor as actors
 from chalicelib.events.actor import Actor
-from chalicelib.events.schema import PUSHED, Event
+from chalicelib.events.schema import PUSHED, TAG_PRUNED, Event
 
 if TYPE_CHECKING:
     from chalicelib.endpoints.http import RegistryRequest
@@ -134,19 +134,37 @@ def write(entries: Sequence[Entry]) -> None:
 
 
 def from_events(events: Iterable[Event]) -> list[Entry]:
-    """Entries for committed pushes, from the actor the push wrote on the manifest item."""
-    return [
-        Entry(
-            "push_repo",
-            event.actor or actors.NOBODY,
-            repository=event.repository,
-            reference=event.tag or event.digest,
-            metadata={"digest": event.digest, "event_id": event.id},
-            at=event.at,
-        )
-        for event in events
-        if event.kind == PUSHED
-    ]
+    """Entries for committed pushes, from the actor the push wrote on the manifest item, and
+    for tags auto-prune deleted (Quay's `autoprune_tag_delete`: no performer, the policy)."""
+    entries: list[Entry] = []
+    for event in events:
+        if event.kind == PUSHED:
+            entries.append(
+                Entry(
+                    "push_repo",
+                    event.actor or actors.NOBODY,
+                    repository=event.repository,
+                    reference=event.tag or event.digest,
+                    metadata={"digest": event.digest, "event_id": event.id},
+                    at=event.at,
+                )
+            )
+        elif event.kind == TAG_PRUNED:
+            entries.append(
+                Entry(
+                    "autoprune_tag_delete",
+                    actors.NOBODY,
+                    repository=event.repository,
+                    reference=event.tag,
+                    metadata={
+                        "digest": event.digest,
+                        "policy": event.policy or "",
+                        "event_id": event.id,
+                    },
+                    at=event.at,
+                )
+            )
+    return entries
 
 
 def _kind(operation: str, method: str, params: Mapping[str, str], management: bool) -> str | None:

@@ -121,9 +121,23 @@ def announce(repository: str, digest: str) -> None:
     if event is None or (event.repository, event.digest) != (repository, digest):
         return
     _pending.set(None)
-    from chalicelib.events import bridge, webhooks
+    from chalicelib.events import actor, audit, bridge, webhooks
 
     try:
+        audit.write(
+            [
+                audit.Entry(
+                    "quota_warning",
+                    actor.current(),
+                    repository=repository,
+                    metadata={
+                        "digest": digest,
+                        "usage": str(event.usage),
+                        "limit": str(event.limit),
+                    },
+                )
+            ]
+        )
         webhooks.enqueue([event])
         relayed = bridge.relayed(event)
         if relayed is not None:

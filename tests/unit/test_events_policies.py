@@ -16,6 +16,7 @@ from chalicelib.storage.models import TagModel
 from tests.client import Client
 from tests.events_fixtures import Streams
 from tests.images import sha256
+from tests.unit.test_audit import _entries
 from tests.unit.test_events import _delivered, _rule_to_queue
 from tests.unit.test_events_webhooks import _create, hooks, receiver  # noqa: F401 (fixtures)
 from tests.unit.test_policies_prune import prune_policy, push_series, tags_of
@@ -172,4 +173,36 @@ def test_quota_warnings_reach_namespace_webhooks(
         "acme",
         600,
         500,
+    )
+
+
+# -- the audit log -------------------------------------------------------------------------
+
+
+def test_a_pruned_tag_is_an_audit_entry_naming_the_policy(
+    client: Client, clock, streams: Streams
+) -> None:
+    push_series(client, clock, "acme/app", ["t1"])
+    policy = prune_policy(client, "acme/app", {"method": "number_of_tags", "value": 1})
+    push_series(client, clock, "acme/app", ["t2"])
+    subscriber.on_changes(streams.read())
+    (entry,) = _entries(kind="autoprune_tag_delete")
+    assert (entry.repository, entry.reference, entry.performer_kind) == (
+        "acme/app",
+        "t1",
+        "anonymous",
+    )
+    assert entry.metadata["policy"] == policy
+
+
+def test_a_quota_warning_is_an_audit_entry_with_usage_and_limit(client: Client) -> None:
+    set_quota(client, "acme", 1000, ("Warning", 50))
+    assert upload(client, "acme/app", blob("a", 400)).status == 201
+    assert _entries(kind="quota_warning") == []
+    assert upload(client, "acme/app", blob("b", 200)).status == 201
+    (entry,) = _entries(kind="quota_warning")
+    assert (entry.repository, entry.metadata["usage"], entry.metadata["limit"]) == (
+        "acme/app",
+        "600",
+        "500",
     )
