@@ -7,7 +7,6 @@ CLI (`python -m chalicelib.admin`) is a client of these endpoints.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -37,16 +36,6 @@ from chalicelib.storage import accounts
 # Account names are repository path components, so every account is a usable namespace.
 _ACCOUNT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 MIN_PASSWORD_LENGTH = 8
-
-
-def _body(request: RegistryRequest) -> dict[str, Any]:
-    try:
-        document = json.loads(request.body or b"{}")
-    except (ValueError, RecursionError) as error:
-        raise InvalidRequest(message="the body is not JSON") from error
-    if not isinstance(document, dict):
-        raise InvalidRequest(message="the body must be a JSON object")
-    return document
 
 
 def _account_name(name: object) -> str:
@@ -112,7 +101,7 @@ def viewer(request: RegistryRequest) -> Principal:
 
 def body_of(request: RegistryRequest) -> dict[str, Any]:
     """The request's JSON object (InvalidRequest otherwise)."""
-    return _body(request)
+    return request.json_object()
 
 
 def _existing_principal(name: str) -> None:
@@ -139,7 +128,7 @@ def list_users(request: RegistryRequest) -> Response:
 
 def create_user(request: RegistryRequest) -> Response:
     _require_superuser(logins.caller(request))
-    document = _body(request)
+    document = request.json_object()
     name = _account_name(document.get("username"))
     try:
         account = accounts.create_account(
@@ -160,7 +149,7 @@ def change_user(request: RegistryRequest, username: str) -> Response:
     if principal.name != username or principal.kind != USER:
         _require_superuser(principal)
     try:
-        accounts.set_secret(username, passwords.hash_password(_password(_body(request))))
+        accounts.set_secret(username, passwords.hash_password(_password(request.json_object())))
     except accounts.AccountMissing as error:
         raise AccountUnknown({"name": username}) from error
     return empty(204)
@@ -185,7 +174,7 @@ def list_organizations(request: RegistryRequest) -> Response:
 def create_organization(request: RegistryRequest) -> Response:
     """An organization owns the namespace of its name; its owners are that namespace's admins."""
     _require_superuser(logins.caller(request))
-    document = _body(request)
+    document = request.json_object()
     name = _account_name(document.get("name"))
     owners = document.get("owners") or []
     if not isinstance(owners, list) or not all(isinstance(o, str) for o in owners):
@@ -307,7 +296,7 @@ def list_namespace_permissions(request: RegistryRequest, namespace: str) -> Resp
 
 def set_namespace_permission(request: RegistryRequest, namespace: str, principal: str) -> Response:
     _require_namespace_admin(logins.caller(request), _namespace(namespace))
-    role = _role(_body(request))
+    role = _role(request.json_object())
     accounts.put_permission(namespace_resource(namespace), _grantee(namespace, principal), role)
     return json_response({"name": principal, "role": role})
 
@@ -337,7 +326,7 @@ def list_repository_permissions(request: RegistryRequest, name: str) -> Response
 
 def set_repository_permission(request: RegistryRequest, name: str, principal: str) -> Response:
     require_role(logins.caller(request), name, ADMIN)
-    role = _role(_body(request))
+    role = _role(request.json_object())
     namespace = name.split("/", 1)[0]
     accounts.put_permission(name, _grantee(namespace, principal), role)
     return json_response({"name": principal, "role": role})
@@ -353,7 +342,7 @@ def delete_repository_permission(request: RegistryRequest, name: str, principal:
 def change_visibility(request: RegistryRequest, name: str) -> Response:
     """Quay's `POST .../changevisibility`: public repositories can be pulled anonymously."""
     require_role(logins.caller(request), name, ADMIN)
-    visibility = _body(request).get("visibility")
+    visibility = request.json_object().get("visibility")
     if visibility == "public":
         accounts.put_permission(name, EVERYONE, READ)
     elif visibility == "private":

@@ -15,7 +15,7 @@ from typing import Any
 
 from chalice import Chalice, Response
 
-from chalicelib.errors import BadQuery
+from chalicelib.errors import BadQuery, InvalidRequest
 
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
 # Response headers as Chalice takes them: a list value repeats the header line.
@@ -76,6 +76,16 @@ class RegistryRequest:
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[0] if values else None
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object, as every management API write takes it."""
+        try:
+            document = json.loads(self.body or b"{}")
+        except (ValueError, RecursionError) as error:
+            raise InvalidRequest(message="the body is not JSON") from error
+        if not isinstance(document, dict):
+            raise InvalidRequest(message="the body must be a JSON object")
+        return document
 
     def count_param(self, name: str) -> int | None:
         """A non-negative integer query parameter, None when absent or empty.

@@ -43,16 +43,6 @@ def _view(item: NotificationModel) -> dict[str, Any]:
     }
 
 
-def _document(request: RegistryRequest) -> dict[str, Any]:
-    try:
-        document = json.loads(request.body or b"{}")
-    except (ValueError, RecursionError) as error:
-        raise InvalidRequest(message="the body is not JSON") from error
-    if not isinstance(document, dict):
-        raise InvalidRequest(message="the body must be a JSON object")
-    return document
-
-
 def _checked_url(url: object) -> tuple[str, bool]:
     """The URL, and whether it reaches loopback (allowed in local mode only)."""
     if not isinstance(url, str) or len(url) > 2048:
@@ -81,7 +71,7 @@ def _secret(value: object) -> str | None:
 
 
 def _create(request: RegistryRequest, resource: str) -> Response:
-    document = _document(request)
+    document = request.json_object()
     event = document.get("event")
     if event not in schema.KINDS:
         raise InvalidRequest({"event": event}, message=f"event must be one of {schema.KINDS}")

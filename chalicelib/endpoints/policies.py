@@ -34,18 +34,6 @@ MAX_POLICIES = 20  # per resource and kind: every push may evaluate them all
 _DURATION = re.compile(r"([1-9][0-9]{0,5})([smhdwy])")
 
 
-def _body(request: RegistryRequest) -> dict[str, Any]:
-    import json
-
-    try:
-        document = json.loads(request.body or b"{}")
-    except (ValueError, RecursionError) as error:
-        raise InvalidRequest(message="the body is not JSON") from error
-    if not isinstance(document, dict):
-        raise InvalidRequest(message="the body must be a JSON object")
-    return document
-
-
 # -- who may -----------------------------------------------------------------------------
 
 
@@ -170,7 +158,7 @@ def _list(resource: str, kind: str) -> Response:
 
 
 def _create(request: RegistryRequest, resource: str, kind: str) -> Response:
-    policy = _save(resource, kind, _body(request))
+    policy = _save(resource, kind, request.json_object())
     _after_save(policy)
     return json_response({"uuid": policy.uuid}, 201)
 
@@ -183,7 +171,7 @@ def _get(resource: str, kind: str, policy_id: str) -> Response:
 
 
 def _update(request: RegistryRequest, resource: str, kind: str, policy_id: str) -> Response:
-    policy = _save(resource, kind, _body(request), policy_id)
+    policy = _save(resource, kind, request.json_object(), policy_id)
     _after_save(policy)
     return empty(204)
 

@@ -11,7 +11,7 @@ from chalice import Response
 
 from chalicelib import clock
 from chalicelib.auth import logins
-from chalicelib.endpoints.accounts import _body, _namespace, _require_namespace_admin
+from chalicelib.endpoints.accounts import _namespace, _require_namespace_admin
 from chalicelib.endpoints.http import RegistryRequest, json_response
 from chalicelib.errors import AccountUnknown, AlreadyExists, InvalidRequest
 from chalicelib.storage import proxycache as store
@@ -91,7 +91,7 @@ def create_config(request: RegistryRequest, namespace: str) -> Response:
     from chalicelib import proxycache
 
     _admin(request, namespace)
-    cache, password = _parsed(namespace, _body(request))
+    cache, password = _parsed(namespace, request.json_object())
     try:
         store.create(
             namespace,
@@ -125,7 +125,7 @@ def validate_config(request: RegistryRequest, namespace: str) -> Response:
     from chalicelib.proxycache import upstream
 
     _admin(request, namespace)
-    cache, password = _parsed(namespace, _body(request))
+    cache, password = _parsed(namespace, request.json_object())
     try:
         verdict = upstream.ping(cache, password)
     except upstream.UpstreamAuthFailed as error:

@@ -17,7 +17,7 @@ from chalicelib.auth import logins
 from chalicelib.auth.permissions import READ, ROBOT, Principal, namespace_resource
 from chalicelib.endpoints.accounts import require_role
 from chalicelib.endpoints.http import RegistryRequest, empty, json_response
-from chalicelib.endpoints.policies import _body, own_namespace
+from chalicelib.endpoints.policies import own_namespace
 from chalicelib.errors import AccountUnknown, Denied, InvalidRequest, NotFound
 from chalicelib.storage import accounts
 from chalicelib.storage import quotas as store
@@ -119,7 +119,7 @@ def quotas(request: RegistryRequest, namespace: str) -> Response:
     if request.method == "POST":
         _setting(request, namespace)
         try:
-            store.create_quota(namespace, _limit_bytes(_body(request)))
+            store.create_quota(namespace, _limit_bytes(request.json_object()))
         except store.QuotaExists:
             raise InvalidRequest(
                 message=f"Organization quota for '{namespace}' already exists"
@@ -140,7 +140,7 @@ def quota(request: RegistryRequest, namespace: str, quota_id: str) -> Response:
         if request.method == "DELETE":
             store.delete_quota(namespace, quota_id)
             return empty(204)
-        document = _body(request)
+        document = request.json_object()
         if "limit_bytes" in document:
             found = store.Quota(namespace, quota_id, _limit_bytes(document), found.limits)
             store.save_quota(found)
@@ -155,7 +155,7 @@ def limits(request: RegistryRequest, namespace: str, quota_id: str) -> Response:
         return json_response([limit_view(x) for x in _quota(namespace, quota_id).limits])
     _setting(request, namespace)
     found = _quota(namespace, quota_id)
-    fields = _limit_fields(_body(request), partial=False)
+    fields = _limit_fields(request.json_object(), partial=False)
     limit = store.Limit(store.new_limit_id(), fields["limit_type"], fields["percent"])
     _refuse_clash(found, limit)
     _save(store.Quota(namespace, quota_id, found.limit_bytes, (*found.limits, limit)))
@@ -177,7 +177,7 @@ def limit(request: RegistryRequest, namespace: str, quota_id: str, limit_id: str
     if request.method == "DELETE":
         _save(store.Quota(namespace, quota_id, found.limit_bytes, others))
         return empty(204)
-    fields = _limit_fields(_body(request), partial=True)
+    fields = _limit_fields(request.json_object(), partial=True)
     changed = store.Limit(
         limit_id,
         fields.get("limit_type", current.limit_type),
