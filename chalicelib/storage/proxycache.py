@@ -223,22 +223,7 @@ def _commit(
             if parsed.subject is not None:
                 t.save(referrers.entry_for(repository, parsed))
             if tag is not None:
-                item = TagModel(
-                    repository,
-                    tag_sort_key(tag),
-                    name=tag,
-                    digest=parsed.digest,
-                    media_type=parsed.media_type,
-                    size=parsed.size,
-                    body=parsed.body if bodies.inline(parsed.size) else None,
-                    pushed_at=clock.now(),
-                    expires_at=expires_at,
-                    revalidate_at=revalidate_at,
-                )
-                if previous is None:
-                    t.save(item, condition=TagModel.sort_key.does_not_exist())
-                else:
-                    t.save(item, condition=TagModel.digest == previous)
+                tags.save(t, repository, tag, parsed, previous, expires_at, revalidate_at)
     except TransactWriteError as exc:
         if transactions.lost_race(exc):
             raise transactions.LostRace from exc

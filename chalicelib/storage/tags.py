@@ -9,6 +9,8 @@ at a manifest that is not stored.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pynamodb.exceptions import DeleteError, DoesNotExist
 from pynamodb.transactions import TransactWrite
 
@@ -67,6 +69,21 @@ def write(
     if previous is not None and previous != parsed.digest:
         immutability.refuse_change(repository, tag)
     lifetime = immutability.lifetime_for(repository, tag, lifetime)
+    expires_at = clock.now() + lifetime if lifetime is not None else None
+    save(t, repository, tag, parsed, previous, expires_at)
+
+
+def save(
+    t: TransactWrite,
+    repository: str,
+    tag: str,
+    parsed: ParsedManifest,
+    previous: str | None,
+    expires_at: datetime | None,
+    revalidate_at: datetime | None = None,
+) -> None:
+    """The tag item, in the manifest's transaction, on condition that the tag still points
+    where the writer read it (`previous`, None: nowhere); policies are the caller's."""
     item = TagModel(
         repository,
         tag_sort_key(tag),
@@ -76,7 +93,8 @@ def write(
         size=parsed.size,
         body=parsed.body if bodies.inline(parsed.size) else None,
         pushed_at=clock.now(),
-        expires_at=clock.now() + lifetime if lifetime is not None else None,
+        expires_at=expires_at,
+        revalidate_at=revalidate_at,
     )
     if previous is None:
         t.save(item, condition=TagModel.sort_key.does_not_exist())
