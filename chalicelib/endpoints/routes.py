@@ -308,26 +308,6 @@ MANAGEMENT_ROUTES: tuple[Route, ...] = (
         {"GET": notifications.namespace_notification_deliveries},
     ),
     _self_checked(
-        "namespace policies",
-        rf"organization/(?P<namespace>{_ACCOUNT})/(?P<segment>{_POLICIES})/?",
-        {"GET": policies.namespace_policies, "POST": policies.namespace_policies},
-    ),
-    _self_checked(
-        "namespace policy",
-        rf"organization/(?P<namespace>{_ACCOUNT})/(?P<segment>{_POLICIES})/(?P<policy_id>{_UUID})",
-        {m: policies.namespace_policy for m in ("GET", "PUT", "DELETE")},
-    ),
-    _self_checked(
-        "repository policies",
-        rf"repository/(?P<name>.+)/(?P<segment>{_POLICIES})/?",
-        {"GET": policies.repository_policies, "POST": policies.repository_policies},
-    ),
-    _self_checked(
-        "repository policy",
-        rf"repository/(?P<name>.+)/(?P<segment>{_POLICIES})/(?P<policy_id>{_UUID})",
-        {m: policies.repository_policy for m in ("GET", "PUT", "DELETE")},
-    ),
-    _self_checked(
         "namespace prune preview",
         rf"organization/(?P<namespace>{_ACCOUNT})/autoprunepolicy/preview",
         {"GET": policies.namespace_prune_preview},
