@@ -172,3 +172,12 @@ def test_throttling_from_aws_becomes_429_toomanyrequests(
     answer = client.get(f"/v2/r/blobs/{digest}")
     assert answer.status == 429
     assert answer.error_codes == ["TOOMANYREQUESTS"]
+
+
+def test_each_route_table_lists_a_pattern_once() -> None:
+    """A second entry for a pattern is unreachable (the first match wins): a merge slip."""
+    from chalicelib.endpoints import routes as table
+
+    for routes_of in (table.ROUTES, table.MANAGEMENT_ROUTES, table.V1_ROUTES):
+        patterns = [route.pattern.pattern for route in routes_of]
+        assert sorted(p for p in set(patterns) if patterns.count(p) > 1) == []
