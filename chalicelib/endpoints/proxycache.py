@@ -88,7 +88,6 @@ def get_config(request: RegistryRequest, namespace: str) -> Response:
 
 
 def create_config(request: RegistryRequest, namespace: str) -> Response:
-    from chalicelib import proxycache
 
     _admin(request, namespace)
     cache, password = _parsed(namespace, request.json_object())
@@ -105,18 +104,15 @@ def create_config(request: RegistryRequest, namespace: str) -> Response:
         raise AlreadyExists(
             {"namespace": namespace}, message="Proxy Cache Configuration already exists"
         ) from None
-    proxycache.forget(namespace)
     logger.info("proxy cache of %s set to %s", namespace, cache.upstream_registry)
     return json_response("Created", 201)
 
 
 def delete_config(request: RegistryRequest, namespace: str) -> Response:
-    from chalicelib import proxycache
 
     _admin(request, namespace)
     if not store.delete(namespace):
         raise AccountUnknown({"namespace": namespace}, message="no proxy cache configuration")
-    proxycache.forget(namespace)
     return json_response("Deleted", 201)
 
 

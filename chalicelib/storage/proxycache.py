@@ -22,7 +22,7 @@ from pynamodb.exceptions import (
 from chalicelib import clock, config
 from chalicelib.registry.manifests import ParsedManifest
 from chalicelib.registry.names import tag_sort_key
-from chalicelib.storage import aws, bodies, manifests, referrers, tags, transactions
+from chalicelib.storage import aws, bodies, cache, manifests, referrers, tags, transactions
 from chalicelib.storage.models import ManifestModel, ProxyCacheModel, ProxyCopyModel, TagModel
 
 CONFIG_SK, COPY_SK = "proxycache", "copy"
@@ -52,7 +52,18 @@ def parameter_name(organization: str) -> str:
 
 
 def get(organization: str) -> CacheConfig | None:
-    """The organization's configuration: one GetItem; None for an ordinary namespace."""
+    """The organization's configuration: one GetItem, or none within the read cache's bound
+    (a miss too: every blob and manifest miss of an ordinary namespace asks); None for an
+    ordinary namespace."""
+    pk, sk = _key(organization)
+    return cache.read(
+        cache.dynamodb(ProxyCacheModel.Meta.table_name, pk),
+        ("proxycache", sk),
+        lambda: _get(organization),
+    )
+
+
+def _get(organization: str) -> CacheConfig | None:
     try:
         item = ProxyCacheModel.get(*_key(organization))
     except DoesNotExist:

@@ -347,3 +347,14 @@ def test_own_failure_is_counted_at_once_though_reads_are_cached(client: Client, 
     for _ in range(3):
         assert login(client, ADMIN_USER, "wrong-guess") == 401
     assert login(client, ADMIN_USER, ADMIN_PASSWORD) == 429
+
+
+def test_an_ordinary_namespace_is_asked_once_per_bound_whether_it_is_a_cache(
+    client: Client,
+) -> None:
+    """Every blob miss of a push asks (proxycache.config_for); the answer "no" is cached."""
+    missing = "sha256:" + "0" * 64
+    with dynamodb_reads() as reads:
+        for _ in range(10):
+            assert client.head(f"/v2/org/app/blobs/{missing}").status == 404
+    assert reads[("GetItem", "account org")] == 1

@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 
-from chalicelib import proxycache
 from infra import policies
 from tests.client import Client
 
@@ -149,11 +148,6 @@ def upstream(settings) -> Iterator[Upstream]:
     served = Upstream()
     yield served
     served.server.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memo() -> None:
-    proxycache._memo.clear()
 
 
 def configure(client: Client, org: str, upstream: Upstream, **extra: object) -> None:
