@@ -57,6 +57,7 @@ def handle_segment(event: dict[str, Any], context: Any) -> dict[str, Any]:
     stopped goes back on the queue as the next message."""
     from chalicelib import clock, config
     from chalicelib.cleanup import backstop, collector
+    from chalicelib.storage import aws
 
     report = Report(dry_run=False)
     for record in event.get("Records", []):
@@ -68,7 +69,7 @@ def handle_segment(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
         rest = collector.run_segment(segment, clock.now(), report, out_of_time)
         if rest is not None:
-            collector._sqs().send_message(
+            aws.sqs().send_message(
                 QueueUrl=config.settings.gc_segment_queue, MessageBody=rest.to_json()
             )
     return _emit(report, "cleanup segment finished")

@@ -17,7 +17,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -25,7 +24,7 @@ from chalicelib import clock, config
 from chalicelib.cleanup import backstop, items, objects, phases, queue
 from chalicelib.cleanup.report import Report
 from chalicelib.cleanup.sweep import apply, lost_race
-from chalicelib.storage import uploads
+from chalicelib.storage import aws, uploads
 from chalicelib.storage.models import UploadModel
 
 logger = logging.getLogger("stratus.cleanup")
@@ -140,7 +139,7 @@ def _start_backstop(now: datetime, report: Report) -> None:
     if not queue_url:
         _segments_here(parts, now, report)
         return
-    sqs = _sqs()
+    sqs = aws.sqs()
     for start in range(0, len(parts), 10):
         entries = [
             {"Id": str(p.index), "MessageBody": p.to_json()} for p in parts[start : start + 10]
@@ -194,9 +193,3 @@ def run(*, dry_run: bool = False, now: datetime | None = None) -> Report:
     _segments_here(backstop.segments(config.settings.gc_segments, dry_run=dry_run), now, report)
     drain(now, report, start_backstop=False)  # the objects the segments unlinked
     return report
-
-
-def _sqs() -> Any:
-    import boto3
-
-    return boto3.client("sqs", region_name=config.settings.region)

@@ -112,9 +112,9 @@ def export(records: Sequence[dict[str, Any]]) -> int:
     lines = [line for line in (line_of(r) for r in records) if line is not None]
     if not lines:
         return 0
-    import boto3
+    from chalicelib.storage import aws
 
-    s3 = boto3.client("s3", region_name=settings.region)
+    s3 = aws.s3()
     bucket = settings.audit_export_bucket or settings.bucket
     for key, body in objects(lines, settings.audit_export_prefix).items():
         s3.put_object(

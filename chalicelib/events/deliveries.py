@@ -33,9 +33,8 @@ from chalicelib.events.webhooks import (
     get,
     parameter_name,
     queue_url,
-    sqs,
-    ssm,
 )
+from chalicelib.storage import aws
 from chalicelib.storage.models import DeliveryModel, NotificationModel
 
 logger = logging.getLogger(__name__)
@@ -102,7 +101,7 @@ def secret_of(item: NotificationModel) -> str | None:
     cached = _secrets.get(item.sk)
     if cached is not None and time.monotonic() - cached[0] < _SECRET_SECONDS:
         return cached[1]
-    answer = ssm().get_parameter(Name=parameter_name(item.sk), WithDecryption=True)
+    answer = aws.ssm().get_parameter(Name=parameter_name(item.sk), WithDecryption=True)
     value: str = answer["Parameter"]["Value"]
     _secrets[item.sk] = (time.monotonic(), value)
     return value
@@ -174,18 +173,18 @@ def handle(body: str, receipt: str, receive_count: int) -> bool:
         from chalicelib.events import bridge
 
         bridge.put_relayed(message)
-        sqs().delete_message(QueueUrl=queue_url(), ReceiptHandle=receipt)
+        aws.sqs().delete_message(QueueUrl=queue_url(), ReceiptHandle=receipt)
         return True
     outcome = attempt(message, receive_count)
     _record(message, receive_count, outcome)
     queue = queue_url()
     if outcome.status == RETRYING:
-        sqs().change_message_visibility(
+        aws.sqs().change_message_visibility(
             QueueUrl=queue, ReceiptHandle=receipt, VisibilityTimeout=delay(receive_count)
         )
         return False
     if outcome.status == DEAD:
-        sqs().send_message(QueueUrl=dead_letter_url(), MessageBody=body)
+        aws.sqs().send_message(QueueUrl=dead_letter_url(), MessageBody=body)
         logger.warning(
             "webhook %s: event %s dead-lettered after %d attempts (%s)",
             message["notification"],
@@ -193,7 +192,7 @@ def handle(body: str, receipt: str, receive_count: int) -> bool:
             receive_count,
             outcome.error,
         )
-    sqs().delete_message(QueueUrl=queue, ReceiptHandle=receipt)
+    aws.sqs().delete_message(QueueUrl=queue, ReceiptHandle=receipt)
     return True
 
 
@@ -215,7 +214,7 @@ def handle_sqs_event(records: Iterable[Any]) -> None:
 
 def poll() -> int:
     """Local mode: receive and deliver what is due; the number of messages handled."""
-    answer = sqs().receive_message(
+    answer = aws.sqs().receive_message(
         QueueUrl=queue_url(),
         MaxNumberOfMessages=10,
         WaitTimeSeconds=0,

@@ -23,6 +23,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import clock, config
 from chalicelib.events.schema import PUSHED, Event
+from chalicelib.storage import aws
 from chalicelib.storage.models import DeliveryModel, NotificationModel
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def create(
     """A new webhook; its secret goes to SSM first, so no item names a missing secret."""
     notification_uuid = str(uuids.uuid4())
     if secret:
-        ssm().put_parameter(
+        aws.ssm().put_parameter(
             Name=parameter_name(notification_uuid), Value=secret, Type="SecureString"
         )
     item = NotificationModel(
@@ -89,8 +90,8 @@ def delete(item: NotificationModel) -> None:
     item.delete()
     if item.signed:
         try:
-            ssm().delete_parameter(Name=parameter_name(item.sk))
-        except ssm().exceptions.ParameterNotFound:
+            aws.ssm().delete_parameter(Name=parameter_name(item.sk))
+        except aws.ssm().exceptions.ParameterNotFound:
             pass
 
 
@@ -184,7 +185,7 @@ def send(jobs: Sequence[Job]) -> int:
             {"Id": str(i), "MessageBody": body}
             for i, body in enumerate(entries[start : start + 10])
         ]
-        answer = sqs().send_message_batch(QueueUrl=queue_url(), Entries=batch_entries)
+        answer = aws.sqs().send_message_batch(QueueUrl=queue_url(), Entries=batch_entries)
         if answer.get("Failed"):
             raise RuntimeError(f"SQS refused {len(answer['Failed'])} webhook deliveries")
     return len(entries)
@@ -210,26 +211,12 @@ def test_delivery(resource: str, item: NotificationModel) -> str:
 
 
 @cache
-def sqs() -> Any:
-    import boto3
-
-    return boto3.client("sqs", region_name=config.settings.region)
-
-
-@cache
-def ssm() -> Any:
-    import boto3
-
-    return boto3.client("ssm", region_name=config.settings.region)
-
-
-@cache
 def _queues(configured: str, dead_letter: str) -> tuple[str, str]:
     """(queue URL, dead-letter queue URL): the stage's (infra/stratus.yaml), or local
     mode's, made by chalicelib/local/stack.py."""
     if configured and dead_letter:
         return configured, dead_letter
-    client = sqs()
+    client = aws.sqs()
     return (
         client.get_queue_url(QueueName=LOCAL_QUEUE)["QueueUrl"],
         client.get_queue_url(QueueName=LOCAL_DEAD_LETTER_QUEUE)["QueueUrl"],
@@ -249,7 +236,7 @@ def dead_letter_url() -> str:
 def provision_local() -> None:
     """Local mode's queues, the dead-letter queue as the redrive target (the backstop:
     deliveries dead-letter themselves after the last attempt)."""
-    client = sqs()
+    client = aws.sqs()
     dead = client.create_queue(QueueName=LOCAL_DEAD_LETTER_QUEUE)["QueueUrl"]
     arn = client.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"

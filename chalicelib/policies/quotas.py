@@ -122,6 +122,7 @@ def announce(repository: str, digest: str) -> None:
         return
     _pending.set(None)
     from chalicelib.events import actor, audit, bridge, webhooks
+    from chalicelib.storage import aws
 
     try:
         audit.write(
@@ -141,7 +142,7 @@ def announce(repository: str, digest: str) -> None:
         webhooks.enqueue([event])
         relayed = bridge.relayed(event)
         if relayed is not None:
-            webhooks.sqs().send_message_batch(
+            aws.sqs().send_message_batch(
                 QueueUrl=webhooks.queue_url(), Entries=[{"Id": "0", "MessageBody": relayed}]
             )
     except Exception:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib import config
 
@@ -43,6 +43,14 @@ def lambda_client() -> LambdaClient:
     import boto3
 
     return boto3.client("lambda", region_name=config.settings.region)
+
+
+@cache
+def sqs() -> Any:
+    """The webhook deliveries' and the collector's backstop segments' queues."""
+    import boto3
+
+    return boto3.client("sqs", region_name=config.settings.region)
 
 
 @cache

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from chalicelib.events import audit, deliveries, signing, subscriber, webhooks
+from chalicelib.storage import aws
 from chalicelib.storage.models import AuditModel
 from tests.client import Client
 from tests.events_fixtures import Streams
@@ -63,8 +64,8 @@ def hooks(client: Client, settings) -> Iterator[Streams]:
     """Streams to drive the subscriber; queues made fresh in this moto account."""
     settings(webhook_backoff_seconds=0, event_bus="none")
     webhooks._queues.cache_clear()
-    webhooks.sqs.cache_clear()
-    webhooks.ssm.cache_clear()
+    aws.sqs.cache_clear()
+    aws.ssm.cache_clear()
     deliveries._secrets.clear()
     yield Streams()
     webhooks._queues.cache_clear()
